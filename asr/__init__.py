@@ -1,0 +1,3 @@
+"""asr: a small attention encoder-decoder speech recognition toolkit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""Experiment configuration: nested frozen dataclasses <-> YAML.
+
+Loading is strict: an unknown key or a value of the wrong type is an error that names the key
+(``model.encoder.layers``) and says what would be valid. Command-line overrides use dotted keys,
+``model.encoder.layers=6``, and their values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be turned into an ExperimentConfig."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_manifest: str = ""
+    dev_manifest: str = ""
+    tokenizer: str = ""  # directory written by `asr tokenizer train`
+    max_batch_seconds: float = 100.0  # total audio per batch (before padding)
+    max_duration: float = 30.0  # longer training utterances are left out
+    num_workers: int = 2
+    bucket_size: int = 100  # batches drawn from duration-sorted buckets of this many utterances
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 16000
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    cmvn_max_utterances: int = 0  # 0 = every training utterance
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    spec_augment: bool = True
+    freq_masks: int = 2
+    freq_mask_width: int = 27
+    time_masks: int = 2
+    time_mask_width: int = 40
+    time_warp: bool = False
+    time_warp_window: int = 5
+    speed_perturb: bool = False
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    layers: int = 12
+    heads: int = 4
+    ff_dim: int = 2048
+    dropout: float = 0.1
+    subsampling: Literal[4, 6, 8] = 4
+    conv_channels: int = 256
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    layers: int = 6
+    heads: int = 4
+    ff_dim: int = 2048
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    ctc_weight: float = 0.3
+    label_smoothing: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer updates
+    lr: float = 2e-3  # peak learning rate, reached at the end of warmup
+    warmup_steps: int = 25000
+    weight_decay: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 5.0
+    accum_steps: int = 1
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 1234
+    log_every: int = 50  # steps between progress/log lines
+    valid_every: int = 0  # steps between validations; 0 = at the end of each epoch
+    checkpoint_every: int = 1000  # steps between "last" checkpoints
+    keep_best: int = 5
+    max_nonfinite: int = 20  # consecutive non-finite losses that stop training
+    valid_max_utterances: int = 0  # 0 = the whole dev manifest
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {_type_name(tp)} fields, got {value!r}")
+        return _build(tp, value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a {_type_name(tp)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported config type {tp}")  # pragma: no cover
+
+
+def _build(cls: type, values: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]}; valid keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {
+        name: _coerce(value, hints[name], f"{prefix}.{name}" if prefix else name)
+        for name, value in values.items()
+    }
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict:
+    """The config as plain YAML-friendly data (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def from_dict(values: dict) -> ExperimentConfig:
+    return _build(ExperimentConfig, values or {})
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides to a nested dict (a copy); values are YAML scalars."""
+    values = yaml.safe_load(yaml.safe_dump(values)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return values
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    values = apply_overrides(values, overrides or [])
+    try:
+        return from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{path or 'config'}: {err}") from None
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    return dataclasses.replace(config, **changes)

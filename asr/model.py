@@ -1,0 +1,104 @@
+"""ASRModel: log-mel frontend + Transformer encoder + CTC head + cross-attention decoder.
+
+Training loss (hybrid CTC/attention, Watanabe et al., 2017):
+    loss = ctc_weight * CTC + (1 - ctc_weight) * label-smoothed cross entropy of the decoder,
+both summed over each utterance and averaged over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from asr.augment import SpecAugment
+from asr.config import ExperimentConfig
+from asr.features import GlobalCMVN, LogMel
+from asr.nn.decoder import Decoder
+from asr.nn.encoder import Encoder
+from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
+
+IGNORE = -100  # target id that the cross entropy skips (padding)
+
+
+@dataclass
+class Losses:
+    loss: Tensor  # what is optimised
+    ctc: Tensor
+    attention: Tensor
+    correct_tokens: int  # decoder argmax == target, teacher forced
+    tokens: int
+    utterances: int
+
+
+class ASRModel(nn.Module):
+    def __init__(self, config: ExperimentConfig, vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        n_mels = config.features.n_mels
+        self.frontend = LogMel(config.features)
+        self.cmvn = GlobalCMVN(n_mels)
+        self.spec_augment = SpecAugment(config.augment)
+        self.encoder = Encoder(n_mels, config.model)
+        self.ctc = nn.Linear(config.model.d_model, vocab_size)
+        self.decoder = Decoder(vocab_size, config.model)
+
+    def features(self, waves: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S) waveforms -> normalised (and in training, augmented) log-mels (B, T, F)."""
+        feats, lengths = self.frontend(waves, wave_lengths)
+        feats = self.cmvn(feats, lengths)
+        if self.training:
+            feats = self.spec_augment(feats, lengths)
+        return feats, lengths
+
+    def encode(self, waves: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S) waveforms -> encoder output (B, T', D) and its lengths (B,)."""
+        return self.encoder(*self.features(waves, wave_lengths))
+
+    def ctc_log_probs(self, encoded: Tensor) -> Tensor:
+        """(B, T', D) -> (B, T', V) log-probabilities, computed in float32 for a stable CTC."""
+        return self.ctc(encoded).float().log_softmax(dim=-1)
+
+    def forward(
+        self, waves: Tensor, wave_lengths: Tensor, tokens: Tensor, token_lengths: Tensor
+    ) -> Losses:
+        """waves (B, S); tokens (B, U) padded, without <sos>/<eos>; lengths (B,)."""
+        cfg = self.config.model
+        encoded, enc_lengths = self.encode(waves, wave_lengths)
+        batch = tokens.shape[0]
+        real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
+
+        ctc_loss = F.ctc_loss(
+            self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
+            tokens,
+            enc_lengths,
+            token_lengths,
+            blank=BLANK_ID,
+            reduction="sum",
+            zero_infinity=True,
+        ) / batch
+
+        sos = tokens.new_full((batch, 1), SOS_EOS_ID)
+        decoder_in = torch.cat([sos, tokens.masked_fill(~real, BLANK_ID)], dim=1)  # (B, U+1)
+        targets = torch.cat([tokens.masked_fill(~real, IGNORE), sos.new_full((batch, 1), IGNORE)], 1)
+        targets[torch.arange(batch), token_lengths] = SOS_EOS_ID  # <eos> right after the last token
+        logits, _ = self.decoder(decoder_in, encoded, enc_lengths)
+        att_loss = F.cross_entropy(
+            logits.float().transpose(1, 2),
+            targets,
+            ignore_index=IGNORE,
+            label_smoothing=cfg.label_smoothing,
+            reduction="sum",
+        ) / batch
+
+        loss = cfg.ctc_weight * ctc_loss + (1.0 - cfg.ctc_weight) * att_loss
+        scored = targets != IGNORE
+        correct = ((logits.argmax(-1) == targets) & scored).sum()
+        return Losses(loss, ctc_loss, att_loss, int(correct), int(scored.sum()), batch)
+
+
+def build_model(config: ExperimentConfig, vocab_size: int) -> ASRModel:
+    return ASRModel(config, vocab_size)

@@ -1,0 +1,116 @@
+"""Multi-head attention on ``scaled_dot_product_attention``, one class for self and cross.
+
+Keys and values are projected by :meth:`MultiHeadAttention.project_kv` separately from the
+attention itself, so that a caller can project the encoder output once per utterance and reuse
+it at every decoding step, or append one step's keys/values to a cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
+        self.heads = heads
+        self.head_dim = d_model // heads
+        self.dropout = dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def _split(self, x: Tensor) -> Tensor:
+        batch, time, _ = x.shape
+        return x.view(batch, time, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+
+    def project_kv(self, x: Tensor) -> KeyValue:
+        """(B, T, D) -> keys and values, each (B, H, T, Dh)."""
+        return self._split(self.key(x)), self._split(self.value(x))
+
+    def forward(
+        self,
+        x: Tensor,
+        kv: KeyValue,
+        mask: Tensor | None = None,
+        *,
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from queries ``x`` (B*G, Tq, D) to ``kv`` ((B, H, Tk, Dh) each).
+
+        ``mask`` is boolean, True where a key may be attended, broadcastable to (B, H, Tq', Tk).
+        When ``x`` holds G query rows per key/value row (G hypotheses of one utterance in beam
+        search), the G rows are folded into the query-time axis so that one utterance's
+        keys/values serve all its hypotheses without being copied.
+        Returns the output (B*G, Tq, D) and, if asked, the weights (B*G, H, Tq, Tk).
+        """
+        keys, values = kv
+        kv_batch = keys.shape[0]
+        batch, q_time, d_model = x.shape
+        group = batch // kv_batch
+        q = self._split(self.query(x))  # (B*G, H, Tq, Dh)
+        if group > 1:
+            # (B*G, H, Tq, Dh) -> (B, H, G*Tq, Dh): hypotheses become extra query positions.
+            q = q.view(kv_batch, group, self.heads, q_time, self.head_dim)
+            q = q.permute(0, 2, 1, 3, 4).reshape(kv_batch, self.heads, group * q_time, self.head_dim)
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            weights = self._weights(q, keys, mask, causal)
+            out = F.dropout(weights, dropout, self.training) @ values
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal and mask is None
+            )
+        if group > 1:
+            out = out.view(kv_batch, self.heads, group, q_time, self.head_dim).permute(0, 2, 1, 3, 4)
+            out = out.reshape(batch, self.heads, q_time, self.head_dim)
+            if weights is not None:
+                weights = weights.view(kv_batch, self.heads, group, q_time, -1).transpose(1, 2)
+                weights = weights.reshape(batch, self.heads, q_time, -1)
+        out = out.transpose(1, 2).reshape(batch, q_time, d_model)
+        return self.out(out), weights
+
+    @staticmethod
+    def _weights(q: Tensor, keys: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+        scores = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
+        if causal:
+            q_time, k_time = scores.shape[-2:]
+            allowed = torch.ones(q_time, k_time, dtype=torch.bool, device=q.device).tril(k_time - q_time)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(dim=-1)
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ff_dim: int, dropout: float):
+        super().__init__(
+            nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model)
+        )
+
+
+def sinusoidal_positions(length: int, d_model: int, offset: int = 0) -> Tensor:
+    """Positional encodings (length, d_model) for positions offset .. offset+length-1
+    (Vaswani et al., 2017, section 3.5)."""
+    position = torch.arange(offset, offset + length, dtype=torch.float32).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(length, d_model)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate)
+    return table
+
+
+def length_mask(lengths: Tensor, max_length: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool, True on real frames."""
+    return torch.arange(max_length, device=lengths.device) < lengths.unsqueeze(1)

@@ -1,0 +1,53 @@
+"""Convolutional subsampling of log-mel frames before the Transformer encoder.
+
+Convolutions are unpadded in time, so an output frame only sees real input frames when the
+input is zero-padded in a batch, and output lengths follow the convolution formula exactly:
+L_out = (L_in - kernel) // stride + 1 per layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+# (kernel, stride) of each Conv2d layer for each overall time reduction.
+LAYERS: dict[int, list[tuple[int, int]]] = {
+    4: [(3, 2), (3, 2)],
+    6: [(3, 2), (5, 3)],
+    8: [(3, 2), (3, 2), (3, 2)],
+}
+
+
+class ConvSubsampling(nn.Module):
+    def __init__(self, n_mels: int, d_model: int, channels: int, factor: int = 4):
+        super().__init__()
+        if factor not in LAYERS:
+            raise ValueError(f"subsampling factor {factor} is not one of {sorted(LAYERS)}")
+        self.layers = LAYERS[factor]
+        convs: list[nn.Module] = []
+        in_channels, freq = 1, n_mels
+        for kernel, stride in self.layers:
+            convs += [nn.Conv2d(in_channels, channels, kernel, stride), nn.ReLU()]
+            in_channels, freq = channels, (freq - kernel) // stride + 1
+        self.convs = nn.Sequential(*convs)
+        self.project = nn.Linear(channels * freq, d_model)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        for kernel, stride in self.layers:
+            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        return lengths
+
+    @property
+    def min_input_frames(self) -> int:
+        """Fewest input frames that give one output frame."""
+        frames = 1
+        for kernel, stride in reversed(self.layers):
+            frames = (frames - 1) * stride + kernel
+        return frames
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, F) frames -> (B, T', d_model) and (B,) lengths T'."""
+        x = self.convs(feats.unsqueeze(1))  # (B, C, T', F')
+        batch, channels, time, freq = x.shape
+        x = self.project(x.transpose(1, 2).reshape(batch, time, channels * freq))
+        return x, self.output_lengths(lengths)

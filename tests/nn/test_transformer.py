@@ -1,0 +1,107 @@
+"""Padding masks and the incremental decoder: the properties decoding relies on."""
+
+import torch
+
+from asr.config import DecoderConfig, EncoderConfig, ModelConfig
+from asr.nn.decoder import Decoder
+from asr.nn.encoder import Encoder
+
+CONFIG = ModelConfig(
+    d_model=32,
+    encoder=EncoderConfig(layers=2, heads=4, ff_dim=64, dropout=0.1, conv_channels=8),
+    decoder=DecoderConfig(layers=2, heads=4, ff_dim=64, dropout=0.1),
+)
+VOCAB = 11
+
+
+def _padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(x) for x in items])
+    batch = torch.zeros(len(items), int(lengths.max()), *items[0].shape[1:])
+    for i, x in enumerate(items):
+        batch[i, : len(x)] = x
+    return batch, lengths
+
+
+def test_encoder_output_is_the_same_alone_and_padded_in_a_batch():
+    encoder = Encoder(n_mels=20, config=CONFIG).eval()
+    utterances = [torch.randn(n, 20) for n in (61, 23, 40)]
+    feats, lengths = _padded(utterances)
+    batch_out, batch_lengths = encoder(feats, lengths)
+    for i, utt in enumerate(utterances):
+        alone, alone_length = encoder(utt[None], torch.tensor([len(utt)]))
+        n = int(alone_length[0])
+        assert n == int(batch_lengths[i])
+        torch.testing.assert_close(batch_out[i, :n], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_output_is_the_same_alone_and_padded_in_a_batch():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memories = [torch.randn(n, 32) for n in (9, 4, 13)]
+    tokens = [torch.randint(3, VOCAB, (n,)) for n in (5, 2, 7)]
+    memory, memory_lengths = _padded(memories)
+    token_batch = torch.zeros(3, 7, dtype=torch.long)
+    for i, t in enumerate(tokens):
+        token_batch[i, : len(t)] = t
+    logits, _ = decoder(token_batch, memory, memory_lengths)
+    for i in range(3):
+        alone, _ = decoder(tokens[i][None], memories[i][None], torch.tensor([len(memories[i])]))
+        torch.testing.assert_close(logits[i, : len(tokens[i])], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_incremental_decoding_gives_the_logits_of_a_full_forward_pass():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    tokens = torch.randint(3, VOCAB, (2, 6))
+    full, _ = decoder(tokens, memory, memory_lengths)
+    cache = decoder.init_cache(memory, memory_lengths)
+    for step in range(tokens.shape[1]):
+        logits, cache = decoder.step(tokens[:, step], cache)
+        torch.testing.assert_close(logits, full[:, step], atol=1e-5, rtol=1e-5)
+
+
+def test_grouped_hypotheses_share_one_copy_of_the_encoder_keys_and_values():
+    """G hypotheses per utterance (beam search) score like G separate copies of the utterance,
+    and reordering hypotheses moves their self-attention history with them."""
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    beams = 3
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    tokens = torch.randint(3, VOCAB, (2 * beams, 5))
+    copies = memory.repeat_interleave(beams, 0), memory_lengths.repeat_interleave(beams)
+    full, _ = decoder(tokens, *copies)
+
+    cache = decoder.expand_cache(decoder.init_cache(memory, memory_lengths), beams)
+    assert cache.memory_kv[0][0].shape[0] == 2  # never copied per beam
+    for step in range(4):
+        logits, cache = decoder.step(tokens[:, step], cache)
+        torch.testing.assert_close(logits, full[:, step], atol=1e-5, rtol=1e-5)
+    # Swap hypotheses within each utterance; the last step must follow the swapped histories.
+    order = torch.tensor([2, 0, 1, 4, 5, 3])
+    cache = cache.select_hypotheses(order)
+    logits, _ = decoder.step(tokens[order, 4], cache)
+    torch.testing.assert_close(logits, full[order, 4], atol=1e-5, rtol=1e-5)
+
+
+def test_dropping_a_finished_utterance_keeps_the_others_scores():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4, 6)])
+    tokens = torch.randint(3, VOCAB, (6, 3))
+    full, _ = decoder(tokens, memory.repeat_interleave(2, 0), memory_lengths.repeat_interleave(2))
+    cache = decoder.expand_cache(decoder.init_cache(memory, memory_lengths), 2)
+    _, cache = decoder.step(tokens[:, 0], cache)
+    cache = cache.select_utterances(torch.tensor([0, 2]))
+    rows = torch.tensor([0, 1, 4, 5])
+    logits, _ = decoder.step(tokens[rows, 1], cache)
+    torch.testing.assert_close(logits, full[rows, 1], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_weights_are_returned_on_request_and_match_the_fused_path():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    tokens = torch.randint(3, VOCAB, (2, 5))
+    fused, none = decoder(tokens, memory, memory_lengths)
+    explicit, weights = decoder(tokens, memory, memory_lengths, need_weights=True)
+    assert none is None
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    assert len(weights) == 2 and weights[0].shape == (2, 4, 5, 9)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 4, 5))
+    assert float(weights[0][1, :, :, 4:].detach().abs().max()) == 0.0  # padded encoder frames get no weight

@@ -1,0 +1,160 @@
+import json
+import math
+
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from asr.config import FeatureConfig
+from asr.data.manifest import Utterance
+from asr.features import (
+    LOG_OFFSET,
+    GlobalCMVN,
+    LogMel,
+    compute_cmvn_stats,
+    load_cmvn,
+    save_cmvn,
+)
+
+CONFIG = FeatureConfig()  # 16 kHz, 80 mels, 25 ms window (400), 10 ms hop (160)
+
+
+def reference_logmel(wave: torch.Tensor) -> torch.Tensor:
+    """Direct torchaudio computation for one unpadded waveform (S,) -> (T, 80)."""
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=400, win_length=400, hop_length=160, n_mels=80, center=False
+    )
+    return torch.log(mel(wave) + LOG_OFFSET).T
+
+
+def random_waves(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise plus a tone, zero-padded: (B, S), (B,)."""
+    waves = torch.zeros(len(lengths), max(lengths))
+    for row, n in enumerate(lengths):
+        t = torch.arange(n) / 16000
+        waves[row, :n] = 0.1 * torch.randn(n) + 0.3 * torch.sin(2 * math.pi * (200 + 100 * row) * t)
+    return waves, torch.tensor(lengths)
+
+
+def write_corpus(directory, lengths: list[int]) -> list[Utterance]:
+    utterances = []
+    for i, n in enumerate(lengths):
+        wave, _ = random_waves([n])
+        wave = wave[0] * (0.5 + 0.5 * i / len(lengths))  # vary loudness across files
+        path = directory / f"utt{i}.wav"
+        sf.write(path, wave.numpy(), 16000)
+        utterances.append(Utterance(f"utt{i}", str(path), n / 16000, 16000, "spk", "ch", "HELLO"))
+    return utterances
+
+
+def read_frames(utterances: list[Utterance]) -> torch.Tensor:
+    """Every frame of every utterance, computed directly and concatenated: (sum T, 80)."""
+    waves = [torch.from_numpy(sf.read(u.audio, dtype="float32")[0]) for u in utterances]
+    return torch.cat([reference_logmel(wave) for wave in waves])
+
+
+def test_logmel_matches_torchaudio_and_zeroes_padding():
+    lengths = [16000, 9000, 4321]
+    waves, lens = random_waves(lengths)
+    feats, feat_lengths = LogMel(CONFIG)(waves, lens)
+    assert feats.shape == (3, (16000 - 400) // 160 + 1, 80)
+    assert feats.dtype == torch.float32
+    for row, n in enumerate(lengths):
+        expected = reference_logmel(waves[row, :n])
+        assert feat_lengths[row] == expected.size(0)
+        torch.testing.assert_close(feats[row, : feat_lengths[row]], expected, atol=1e-5, rtol=1e-5)
+        assert (feats[row, feat_lengths[row] :] == 0).all()
+
+
+@pytest.mark.parametrize("samples", [0, 1, 399, 400, 401, 559, 560, 561, 16000, 16001])
+def test_feature_lengths_follow_formula(samples):
+    waves = torch.randn(2, 16100)
+    _, feat_lengths = LogMel(CONFIG)(waves, torch.tensor([samples, 16100]))
+    assert feat_lengths[0] == max(0, (samples - 400) // 160 + 1)
+    if samples >= 400:  # and it is the number of frames torchaudio itself produces
+        assert feat_lengths[0] == reference_logmel(waves[0, :samples]).size(0)
+
+
+def test_input_shorter_than_one_window():
+    feats, feat_lengths = LogMel(CONFIG)(torch.randn(2, 100), torch.tensor([100, 50]))
+    assert feats.shape == (2, 1, 80)
+    assert feat_lengths.tolist() == [0, 0]
+    assert (feats == 0).all()
+
+
+def test_utterance_alone_equals_utterance_padded_in_batch():
+    logmel = LogMel(CONFIG)
+    waves, lens = random_waves([20000, 7000, 12345])
+    batch_feats, batch_lengths = logmel(waves, lens)
+    for row in range(3):
+        alone, alone_lengths = logmel(waves[row : row + 1, : lens[row]], lens[row : row + 1])
+        assert alone_lengths[0] == batch_lengths[row]
+        in_batch = batch_feats[row, : batch_lengths[row]]
+        torch.testing.assert_close(in_batch, alone[0], atol=1e-6, rtol=0)
+
+
+def test_logmel_stays_float32_under_autocast():
+    waves, lens = random_waves([8000, 6000])
+    reference, _ = LogMel(CONFIG)(waves, lens)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats, _ = LogMel(CONFIG)(waves, lens)
+    assert feats.dtype == torch.float32
+    torch.testing.assert_close(feats, reference)
+
+
+def test_cmvn_stats_match_direct_computation(tmp_path):
+    utterances = write_corpus(tmp_path, [16000, 8000, 12000, 5000, 9999, 401])
+    mean, var = compute_cmvn_stats(utterances, CONFIG, num_workers=2)
+    frames = read_frames(utterances).double()
+    assert mean.shape == var.shape == (80,)
+    torch.testing.assert_close(mean, frames.mean(0).float(), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(var, frames.var(0, unbiased=False).float(), atol=1e-4, rtol=1e-4)
+
+
+def test_cmvn_subset_is_seeded(tmp_path):
+    utterances = write_corpus(tmp_path, [4000 + 1000 * i for i in range(8)])
+    first = compute_cmvn_stats(utterances, CONFIG, max_utterances=3, num_workers=0)
+    again = compute_cmvn_stats(utterances, CONFIG, max_utterances=3, num_workers=0)
+    full = compute_cmvn_stats(utterances, CONFIG, num_workers=0)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert not torch.allclose(first[0], full[0])
+
+
+def test_normalised_training_features_have_zero_mean_unit_std(tmp_path):
+    utterances = write_corpus(tmp_path, [16000, 8000, 12000, 5000, 9999])
+    cmvn = GlobalCMVN.from_stats(*compute_cmvn_stats(utterances, CONFIG, num_workers=0))
+    logmel = LogMel(CONFIG)
+    normalised = []
+    for u in utterances:
+        wave = torch.from_numpy(sf.read(u.audio, dtype="float32")[0])
+        padded = torch.nn.functional.pad(wave, (0, 3000))[None]  # padding must stay out of stats
+        feats, lengths = logmel(padded, torch.tensor([wave.numel()]))
+        out = cmvn(feats, lengths)
+        assert (out[0, lengths[0] :] == 0).all()
+        normalised.append(out[0, : lengths[0]])
+    frames = torch.cat(normalised).double()
+    assert frames.mean(0).abs().max() < 1e-4
+    assert (frames.std(0, unbiased=False) - 1).abs().max() < 1e-4
+
+
+def test_cmvn_json_round_trip_and_state_dict(tmp_path):
+    mean, var = torch.randn(80), torch.rand(80) + 0.5
+    save_cmvn(tmp_path / "cmvn.json", mean, var, count=1234)
+    record = json.loads((tmp_path / "cmvn.json").read_text())
+    assert record["count"] == 1234 and len(record["mean"]) == len(record["var"]) == 80
+    loaded_mean, loaded_var = load_cmvn(tmp_path / "cmvn.json")
+    torch.testing.assert_close(loaded_mean, mean)
+    torch.testing.assert_close(loaded_var, var)
+
+    cmvn = GlobalCMVN.load(tmp_path / "cmvn.json")
+    torch.testing.assert_close(cmvn.std, var.sqrt())
+    restored = GlobalCMVN(80)  # how a model built from a checkpoint gets its statistics
+    restored.load_state_dict(cmvn.state_dict())
+    feats = torch.randn(2, 7, 80)
+    lengths = torch.tensor([7, 4])
+    expected = (feats - mean) / var.sqrt()
+    out = restored(feats, lengths)
+    torch.testing.assert_close(out[0], expected[0])
+    torch.testing.assert_close(out[1, :4], expected[1, :4])
+    assert (out[1, 4:] == 0).all()
