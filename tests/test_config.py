@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from asr.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
+from asr.model import ASRModel
+
+CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+
+
+def test_shipped_configs_exist():
+    assert {p.stem for p in CONFIGS} >= {"tiny", "transformer_100h", "transformer_960h"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_builds_a_model(path):
+    config = load_config(path)
+    model = ASRModel(config, vocab_size=64)
+    assert model.encoder.subsampling.project.out_features == config.model.d_model
+    assert path.read_text().startswith("#"), "each config says in a comment what it is for"
+
+
+def test_100h_config_has_the_common_librispeech_100h_size():
+    config = load_config(Path("configs/transformer_100h.yaml"))
+    assert (config.model.encoder.layers, config.model.decoder.layers) == (12, 6)
+    assert (config.model.d_model, config.model.encoder.heads, config.model.encoder.ff_dim) == (256, 4, 2048)
+    big = load_config(Path("configs/transformer_960h.yaml"))
+    assert (big.model.d_model, big.model.encoder.heads) == (512, 8)
+
+
+def test_unknown_key_is_rejected_by_its_dotted_name(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  encoder:\n    layer: 3\n")
+    with pytest.raises(ConfigError, match=r"model\.encoder\.layer\b.*valid keys here: .*layers"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model:\n  d_model: big\n", r"model\.d_model: expected an integer, got 'big'"),
+        ("train:\n  precision: fp8\n", r"train\.precision: 'fp8' is not one of 'fp32', 'bf16', 'fp16'"),
+        ("augment:\n  spec_augment: 1\n", r"augment\.spec_augment: expected true or false"),
+        ("model:\n  encoder:\n    subsampling: 5\n", r"model\.encoder\.subsampling: 5 is not one of 4, 6, 8"),
+        ("model: 3\n", r"model: expected a mapping"),
+    ],
+)
+def test_mistyped_values_are_rejected_by_name(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_dotted_overrides_replace_values_with_yaml_types():
+    config = load_config(
+        Path("configs/tiny.yaml"),
+        ["model.encoder.layers=6", "train.lr=1e-4", "augment.speed_perturb=true", "data.tokenizer=x/y"],
+    )
+    assert config.model.encoder.layers == 6
+    assert config.train.lr == pytest.approx(1e-4)
+    assert config.augment.speed_perturb is True
+    assert config.data.tokenizer == "x/y"
+    assert config.model.decoder.layers == 2  # untouched values keep the file's
+
+
+def test_override_of_an_unknown_key_fails():
+    with pytest.raises(ConfigError, match=r"model\.encoder\.depth"):
+        load_config(None, ["model.encoder.depth=3"])
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(None, ["model.encoder.layers"])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = load_config(Path("configs/transformer_100h.yaml"), ["train.betas=[0.8, 0.9]"])
+    save_config(config, tmp_path / "resolved.yaml")
+    again = load_config(tmp_path / "resolved.yaml")
+    assert again == config and isinstance(again, ExperimentConfig)
+    assert to_dict(again)["train"]["betas"] == [0.8, 0.9]
