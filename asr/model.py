@@ -66,8 +66,12 @@ class ASRModel(nn.Module):
         self, waves: Tensor, wave_lengths: Tensor, tokens: Tensor, token_lengths: Tensor
     ) -> Losses:
         """waves (B, S); tokens (B, U) padded, without <sos>/<eos>; lengths (B,)."""
+        return self.losses(*self.features(waves, wave_lengths), tokens, token_lengths)
+
+    def losses(self, feats: Tensor, feat_lengths: Tensor, tokens: Tensor, token_lengths: Tensor) -> Losses:
+        """The training losses from normalised features (B, T, F) and padded tokens (B, U)."""
         cfg = self.config.model
-        encoded, enc_lengths = self.encode(waves, wave_lengths)
+        encoded, enc_lengths = self.encoder(feats, feat_lengths)
         batch = tokens.shape[0]
         real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
 

@@ -1,0 +1,237 @@
+"""Download and unpack LibriSpeech subsets from OpenSLR (resource 12).
+
+One subset is one tarball, ``<base_url>/<subset>.tar.gz``, which unpacks to
+``LibriSpeech/<subset>/<speaker>/<chapter>/``. The steps are restartable:
+
+1. fetch into ``<root>/<subset>.tar.gz.part``, resuming an interrupted transfer with an HTTP Range
+   request, then verify its SHA-256 and rename it to ``<subset>.tar.gz``;
+2. check every member of the archive stays inside ``root``, then extract it;
+3. write ``LibriSpeech/<subset>/.complete`` so a rerun skips the subset.
+
+Mirrors: OpenSLR lists mirrors for each resource on https://www.openslr.org/12 (e.g. US
+https://us.openslr.org/resources/12, EU https://openslr.elda.org/resources/12, CN
+https://openslr.magicdatatech.com/resources/12); pass one as ``base_url`` if the main site is slow.
+The archives are identical, so the same checksums apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+OFFICIAL_URL = "https://www.openslr.org/resources/12"
+
+# SHA-256 of each official tarball, as listed by torchaudio.datasets.librispeech (_CHECKSUMS).
+CHECKSUMS: dict[str, str] = {
+    "dev-clean": "76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3",
+    "dev-other": "12661c48e8c3fe1de2c1caa4c3e135193bfb1811584f11f569dd12645aa84365",
+    "test-clean": "39fde525e59672dc6d1551919b1478f724438a95aa55f874b576be21967e6c23",
+    "test-other": "d09c181bba5cf717b3dee7d4d592af11a3ee3a09e08ae025c5506f6ebe961c29",
+    "train-clean-100": "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2",
+    "train-clean-360": "146a56496217e96c14334a160df97fffedd6e0a04e66b9c5af0d40be3c792ecf",
+    "train-other-500": "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2",
+}
+SUBSETS: tuple[str, ...] = tuple(CHECKSUMS)
+
+COMPLETE_MARKER = ".complete"
+_CHUNK = 1 << 20  # 1 MiB reads: large enough to be fast, small enough for a smooth progress bar
+_RETRIES = 3  # whole-transfer attempts; each one resumes from what the previous one wrote
+# Network failures worth retrying (HTTP errors below 500 are not: they would fail again).
+_TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+class DownloadError(RuntimeError):
+    """A download, checksum or extraction failure; the message names the file or URL."""
+
+
+def download_subset(
+    subset: str,
+    root: str | Path,
+    base_url: str = OFFICIAL_URL,
+    checksums: dict[str, str] = CHECKSUMS,
+    console: Console | None = None,
+) -> Path:
+    """Fetch, verify and extract one LibriSpeech subset; return ``root/LibriSpeech/<subset>``.
+
+    Does nothing when the subset was already extracted completely by an earlier call.
+    """
+    console = console or Console()
+    if subset not in checksums:
+        raise DownloadError(f"unknown subset {subset!r}; known subsets: {', '.join(checksums)}")
+    root = Path(root)
+    subset_dir = root / "LibriSpeech" / subset
+    if (subset_dir / COMPLETE_MARKER).is_file():
+        console.print(f"{subset}: already downloaded and extracted in {subset_dir}")
+        return subset_dir
+
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / f"{subset}.tar.gz"
+    if not archive.is_file():
+        part = archive.with_name(archive.name + ".part")
+        url = f"{base_url.rstrip('/')}/{subset}.tar.gz"
+        _fetch_with_retries(url, part, console)
+        verify_sha256(part, checksums[subset], console, name=archive.name)
+        part.replace(archive)
+    else:
+        # An archive left by an earlier run or copied in by hand is checked too.
+        verify_sha256(archive, checksums[subset], console)
+
+    extract_tar(archive, root, console)
+    if not subset_dir.is_dir():
+        raise DownloadError(f"{archive}: did not contain LibriSpeech/{subset}/")
+    (subset_dir / COMPLETE_MARKER).write_text("")
+    return subset_dir
+
+
+def _fetch_with_retries(url: str, part: Path, console: Console) -> None:
+    for attempt in range(1, _RETRIES + 1):
+        try:
+            fetch(url, part, console)
+            return
+        except _TRANSIENT as err:
+            if isinstance(err, urllib.error.HTTPError) and err.code < 500:
+                raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+            if attempt == _RETRIES:
+                reason = getattr(err, "reason", err)
+                raise DownloadError(
+                    f"{url}: download failed after {attempt} attempts ({reason})"
+                ) from None
+            console.print(f"[yellow]{url}: {err}; resuming (attempt {attempt + 1}/{_RETRIES})")
+
+
+def fetch(url: str, part: Path, console: Console | None = None) -> None:
+    """Download ``url`` into ``part``, appending to what an interrupted transfer left there."""
+    console = console or Console()
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
+    except urllib.error.HTTPError as err:
+        # 416: nothing left past ``offset``, i.e. the .part file is already whole (the checksum
+        # decides whether it is also right).
+        if err.code == 416 and offset:
+            return
+        raise
+    with response:
+        content_range = response.headers.get("Content-Range", "")
+        if offset and response.status != 206:
+            # The server ignored the Range header and is sending the whole file: start over.
+            offset = 0
+        elif offset and not content_range.startswith(f"bytes {offset}-"):
+            raise DownloadError(
+                f"{url}: asked to resume at byte {offset}, server sent {content_range!r}; "
+                f"delete {part} to start over"
+            )
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with _byte_progress(console) as progress, part.open("ab" if offset else "wb") as f:
+            task = progress.add_task(part.name.removesuffix(".part"), total=total, completed=offset)
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                progress.advance(task, len(chunk))
+    if total is not None and part.stat().st_size != total:
+        raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def _byte_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def verify_sha256(
+    path: Path, expected: str, console: Console | None = None, name: str = ""
+) -> None:
+    """Check a file's SHA-256; on a mismatch delete it (so a rerun fetches it again) and raise."""
+    console = console or Console()
+    digest = hashlib.sha256()
+    with console.status(f"verifying {name or path.name}"), path.open("rb") as f:
+        while chunk := f.read(4 * _CHUNK):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    if actual != expected.lower():
+        path.unlink()
+        raise DownloadError(
+            f"{name or path.name}: checksum mismatch (expected sha256 {expected}, got {actual}); "
+            "the file was deleted, run again to download it afresh"
+        )
+
+
+def _inside(path: str, root: Path) -> bool:
+    # Lexical check (no filesystem access): the archive's own links do not exist yet.
+    return Path(os.path.normpath(path)).is_relative_to(root)
+
+
+def _unsafe_reason(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why extracting ``member`` under ``root`` could write outside it (None if it cannot)."""
+    if os.path.isabs(member.name) or member.name.startswith(("/", "\\")):
+        return "absolute path"
+    if ".." in Path(member.name).parts:
+        return "'..' in path"
+    if member.issym() or member.islnk():
+        if os.path.isabs(member.linkname):
+            return "link to an absolute path"
+        # A symlink's target is relative to its own folder, a hard link's to the archive root.
+        base = (root / member.name).parent if member.issym() else root
+        if not _inside(str(base / member.linkname), root):
+            return "link pointing outside the destination"
+    elif not (member.isfile() or member.isdir()):
+        return "device or other special file"
+    return None
+
+
+def extract_tar(archive: Path, root: Path, console: Console | None = None) -> None:
+    """Extract ``archive`` into ``root``, refusing the whole archive if any member is unsafe.
+
+    Every member is checked before anything is written, so an archive with an absolute path, a
+    '..' or a link leading out of ``root`` is refused untouched. tarfile's 'data' filter then
+    re-checks each member against the real filesystem as it is written (defence in depth: it also
+    catches a chain of links that only leads outside once the earlier links exist).
+    """
+    console = console or Console()
+    root = Path(os.path.abspath(root))
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            with console.status(f"checking {archive.name}"):
+                members = tar.getmembers()
+            for member in members:
+                reason = _unsafe_reason(member, root)
+                if reason:
+                    raise DownloadError(
+                        f"{archive}: unsafe member {member.name!r} ({reason}); "
+                        "nothing was extracted"
+                    )
+            with Progress(
+                TextColumn("extracting {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task(archive.name, total=len(members))
+                for member in members:
+                    tar.extract(member, root, filter="data")
+                    progress.advance(task)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DownloadError(f"{archive}: cannot extract ({err})") from None
