@@ -70,8 +70,13 @@ class ASRModel(nn.Module):
 
     def losses(self, feats: Tensor, feat_lengths: Tensor, tokens: Tensor, token_lengths: Tensor) -> Losses:
         """The training losses from normalised features (B, T, F) and padded tokens (B, U)."""
+        return self.encoded_losses(*self.encoder(feats, feat_lengths), tokens, token_lengths)
+
+    def encoded_losses(
+        self, encoded: Tensor, enc_lengths: Tensor, tokens: Tensor, token_lengths: Tensor
+    ) -> Losses:
+        """The losses from encoder output (B, T', D) (so validation can also decode it)."""
         cfg = self.config.model
-        encoded, enc_lengths = self.encoder(feats, feat_lengths)
         batch = tokens.shape[0]
         real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
 

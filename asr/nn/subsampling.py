@@ -33,8 +33,9 @@ class ConvSubsampling(nn.Module):
         self.project = nn.Linear(channels * freq, d_model)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Exact output lengths; 0 for inputs shorter than ``min_input_frames``."""
         for kernel, stride in self.layers:
-            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+            lengths = (torch.div(lengths - kernel, stride, rounding_mode="floor") + 1).clamp(min=0)
         return lengths
 
     @property

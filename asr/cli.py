@@ -1,0 +1,284 @@
+"""The `asr` command line: one thin function per command over the library.
+
+Errors a user can fix (a missing file, a bad config key, bad input data) are printed as one
+line naming what is wrong, with exit status 2; anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech "
+    "recognisers on LibriSpeech.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+prepare_app = typer.Typer(help="Prepare corpora: LibriSpeech manifests, or a synthetic corpus.", no_args_is_help=True)
+tokenizer_app = typer.Typer(help="Train a SentencePiece tokenizer.", no_args_is_help=True)
+app.add_typer(prepare_app, name="prepare")
+app.add_typer(tokenizer_app, name="tokenizer")
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+def _user_errors(func: Callable) -> Callable:
+    """Turn the errors a user can fix into a one-line message and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from asr.audio import AudioError
+        from asr.config import ConfigError
+        from asr.data.manifest import ManifestError
+
+        user_errors = (FileNotFoundError, ConfigError, ManifestError, AudioError, ValueError, RuntimeError)
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/red]")
+            raise typer.Exit(130)
+        except user_errors as err:
+            if isinstance(err, RuntimeError) and type(err).__module__.startswith("torch"):
+                raise
+            console.print(f"[red]error:[/red] {err}", soft_wrap=True)
+            raise typer.Exit(2)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+@prepare_app.command("librispeech")
+@_user_errors
+def prepare_librispeech(
+    root: Annotated[Path, typer.Option(help="Folder holding LibriSpeech/<subset> (downloads go here too).")],
+    subsets: Annotated[str, typer.Option(help="Comma-separated subsets, e.g. train-clean-100,dev-clean,test-clean.")],
+    out: Annotated[Path, typer.Option(help="Where to write <subset>.jsonl manifests and rejection reports.")] = Path("data/manifests"),
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing subsets (resumable, checksum-verified).")] = False,
+    base_url: Annotated[str, typer.Option(help="Download mirror (the tarballs are <base-url>/<subset>.tar.gz).")] = "https://www.openslr.org/resources/12",
+    workers: Annotated[int, typer.Option(help="Parallel workers reading audio metadata.")] = 4,
+    sample_rate: Annotated[int, typer.Option(help="Expected sample rate; other rates are rejected.")] = 16000,
+) -> None:
+    """Write one JSONL manifest per LibriSpeech subset (optionally downloading it first)."""
+    from asr.data.librispeech import prepare_librispeech as prepare, print_summary
+
+    names = [s.strip() for s in subsets.split(",") if s.strip()]
+    reports = prepare(
+        root, names, out, download=download, base_url=base_url, num_workers=workers,
+        sample_rate=sample_rate, console=console,
+    )
+    print_summary(reports, stdout)
+
+
+@prepare_app.command("synthetic")
+@_user_errors
+def prepare_synthetic(
+    out: Annotated[Path, typer.Option(help="Folder for the corpus (LibriSpeech layout under out/LibriSpeech).")],
+    train_speakers: Annotated[int, typer.Option(help="Speakers (espeak-ng voice/speed/pitch) in train.")] = 8,
+    dev_speakers: Annotated[int, typer.Option(help="Speakers in dev (none shared with train).")] = 2,
+    test_speakers: Annotated[int, typer.Option(help="Speakers in test (none shared with train or dev).")] = 2,
+    utterances: Annotated[int, typer.Option(help="Utterances per speaker.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the sentences and speakers.")] = 0,
+    workers: Annotated[int, typer.Option(help="Parallel espeak-ng processes.")] = 2,
+) -> None:
+    """Speak generated English sentences with espeak-ng into a LibriSpeech-layout corpus
+    (subsets train, dev, test)."""
+    from asr.data.synthetic import make_synthetic_corpus
+
+    root = make_synthetic_corpus(
+        out, speakers_train=train_speakers, speakers_dev=dev_speakers, speakers_test=test_speakers,
+        utterances_per_speaker=utterances, seed=seed, num_workers=workers, console=console,
+    )
+    stdout.print(f"synthetic corpus ready: {root} (subsets train, dev, test)")
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+@tokenizer_app.command("train")
+@_user_errors
+def tokenizer_train(
+    manifest: Annotated[list[Path], typer.Option(help="Training manifest(s) whose transcripts to learn from.")],
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos>.")],
+    out: Annotated[Path, typer.Option(help="Folder to write tokenizer.model into.")],
+    model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
+) -> None:
+    """Train a SentencePiece tokenizer on manifest transcripts."""
+    from asr.text.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
+    stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
+
+
+# --------------------------------------------------------------------------- train
+
+
+@app.command()
+@_user_errors
+def train(
+    config: Annotated[Path, typer.Option(help="YAML config (see configs/).")],
+    exp: Annotated[Path, typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set model.encoder.layers=6 (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
+) -> None:
+    """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
+    from asr.config import load_config
+    from asr.train.loop import train as run_training
+
+    summary = run_training(load_config(config, set_ or []), exp, device=device, console=console)
+    best = summary.best_dev
+    stdout.print(
+        f"trained {summary.steps} steps ({summary.epochs_done} epochs) in {exp}"
+        + (f"; best dev metric {best['metric']} at step {best['step']}" if best else "")
+    )
+
+
+@app.command()
+@_user_errors
+def average(
+    exp: Annotated[Path, typer.Option(help="Experiment folder.")],
+    best: Annotated[int, typer.Option(help="Average this many best checkpoints (by dev WER).")] = 5,
+    out: Annotated[Optional[Path], typer.Option(help="Output file (default: <exp>/checkpoints/averaged.pt).")] = None,
+) -> None:
+    """Average the N best checkpoints into one model (decoding then uses it by default)."""
+    from asr import experiment
+    from asr.train.checkpoint import BestCheckpoints, average_checkpoints, save_atomic
+
+    keeper = BestCheckpoints(experiment.checkpoint_dir(exp), keep=best)
+    paths = keeper.best(best)
+    if not paths:
+        raise FileNotFoundError(f"no best checkpoints listed in {keeper.index} (validation must run first)")
+    target = out or experiment.checkpoint_dir(exp) / experiment.AVERAGED
+    save_atomic(average_checkpoints(paths), target)
+    stdout.print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {target}")
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int):
+    from asr.decode.options import DecodeOptions
+
+    return DecodeOptions(
+        method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
+        length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
+    )
+
+
+Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring.")]
+Beam = Annotated[int, typer.Option(help="Beam size.")]
+CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
+LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
+LengthNorm = Annotated[bool, typer.Option(help="Rank finished hypotheses by score / length.")]
+MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
+BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+@app.command()
+@_user_errors
+def decode(
+    exp: Annotated[Path, typer.Option(help="Experiment folder (model, tokenizer, config).")],
+    manifest: Annotated[Path, typer.Option(help="JSONL manifest to decode; references, if present, are scored.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <exp>/decode/<manifest name>-<method>).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints (default: averaged.pt, else last.pt).")] = None,
+    method: Method = "joint_beam",
+    beam: Beam = 10,
+    ctc_weight: CtcWeight = 0.3,
+    length_bonus: LengthBonus = 0.0,
+    length_norm: LengthNorm = True,
+    max_length_ratio: MaxLengthRatio = 1.0,
+    batch_size: BatchSize = 8,
+    device: Device = "auto",
+) -> None:
+    """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
+    from asr.decode.run import decode_manifest
+    from asr.train.distributed import pick_device
+
+    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
+    out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
+    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
+    stdout.print(f"hypotheses written to {out}/hyp.txt (RTF {summary.rtf:.3f})")
+
+
+@app.command()
+@_user_errors
+def transcribe(
+    exp: Annotated[Path, typer.Option(help="Experiment folder (model, tokenizer, config).")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).")],
+    output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text) or json (one object per line).")] = "plain",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    segment_seconds: Annotated[float, typer.Option(help="Longer audio is cut into segments of at most this length.")] = 20.0,
+    method: Method = "joint_beam",
+    beam: Beam = 10,
+    ctc_weight: CtcWeight = 0.3,
+    length_bonus: LengthBonus = 0.0,
+    length_norm: LengthNorm = True,
+    max_length_ratio: MaxLengthRatio = 1.0,
+    batch_size: BatchSize = 8,
+    device: Device = "auto",
+) -> None:
+    """Transcribe audio files. A missing or unreadable file is reported; the others are still done."""
+    from asr.train.distributed import pick_device
+    from asr.transcribe import transcribe_files
+
+    if output_format not in ("plain", "json"):
+        raise ValueError(f"--format {output_format!r} is not one of plain, json")
+    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
+    results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
+    lines = []
+    for result in results:
+        if output_format == "json":
+            lines.append(json.dumps(result.to_json(), ensure_ascii=False))
+        elif result.error is None:
+            lines.append(f"{result.path}\t{result.text}")
+    text = "\n".join(lines) + ("\n" if lines else "")
+    if out:
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        console.print(f"[red]error:[/red] {result.error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- score
+
+
+@app.command()
+@_user_errors
+def wer(
+    ref: Annotated[Path, typer.Argument(help="References: id<TAB>text file or JSONL manifest.")],
+    hyp: Annotated[Path, typer.Argument(help="Hypotheses: id<TAB>text file or JSONL manifest.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder to write wer.json and alignments.txt into.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
+    alignments: Annotated[int, typer.Option(help="Show this many utterances with errors, aligned.")] = 10,
+    top: Annotated[int, typer.Option(help="Show this many of the most frequent confusions.")] = 10,
+) -> None:
+    """Word, character and sentence error rates, per speaker, with aligned errors (via jiwer)."""
+    from asr.metrics import load_transcripts, print_report, score, write_report
+
+    report = score(load_transcripts(ref), load_transcripts(hyp))
+    if json_output:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+    else:
+        print_report(report, stdout, alignments=alignments, top=top)
+    if out:
+        write_report(report, out)
+
+
+if __name__ == "__main__":
+    app()

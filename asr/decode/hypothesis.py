@@ -1,0 +1,30 @@
+"""The result type every search returns: per utterance, a list of hypotheses, best first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded token sequence and its scores (natural-log probabilities).
+
+    ``score`` is what the search ranked by: the weighted sum of the partial scores, then the
+    length normalisation or bonus of :class:`asr.decode.ranking.Ranker`. The partial scores are
+    None where the search did not compute them (e.g. ``attention`` for CTC greedy search).
+    """
+
+    tokens: list[int]  # without <sos>/<eos>
+    score: float
+    attention: float | None = None  # sum of decoder log-probs of the tokens and <eos>
+    ctc: float | None = None  # CTC log-prob of the tokens (prefix score at <eos>)
+
+    @property
+    def length(self) -> int:
+        """Tokens counted by the ranker: the tokens plus <eos>."""
+        return len(self.tokens) + 1
+
+
+def empty_hypothesis() -> Hypothesis:
+    """What an utterance with no encoder frames (or no surviving hypothesis) decodes to."""
+    return Hypothesis(tokens=[], score=float("-inf"))

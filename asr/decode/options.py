@@ -1,0 +1,68 @@
+"""Decoding options: one frozen dataclass, checked in one place (``__post_init__``).
+
+Every search reads what it needs from :class:`DecodeOptions`; a bad value fails when the options
+are built, with a message naming the option, never halfway through a decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Method = Literal["ctc_greedy", "attention_greedy", "attention_beam", "joint_beam", "attention_rescoring"]
+METHODS: tuple[str, ...] = (
+    "ctc_greedy",  # best CTC path, repeats collapsed, blanks dropped
+    "attention_greedy",  # decoder argmax, one token at a time
+    "attention_beam",  # decoder beam search
+    "joint_beam",  # beam search on (1-w)*decoder + w*CTC prefix score (Watanabe et al., 2017)
+    "attention_rescoring",  # CTC prefix beam n-best, rescored by the decoder (wenet)
+)
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to turn encoder output into tokens.
+
+    Ranking of finished hypotheses (:mod:`asr.decode.ranking`) is either ``score / length**alpha``
+    (``length_norm=True``, Wu et al., 2016 without the +5 offset) or ``score + length_bonus * length``;
+    length counts the tokens plus <eos>. The two are exclusive: pick one. With ``length_norm``
+    the "cannot be beaten" end rule is loose, so a beam search usually ends an utterance only
+    when ``beam`` hypotheses have finished (or at the length limit).
+    """
+
+    method: Method = "joint_beam"
+    beam: int = 10  # hypotheses kept per utterance (beam searches) / CTC n-best size (rescoring)
+    ctc_weight: float = 0.3  # w in (1-w)*attention + w*CTC, for joint_beam and attention_rescoring
+    length_norm: bool = False  # rank by score / length**length_alpha
+    length_alpha: float = 1.0
+    length_bonus: float = 0.0  # rank by score + length_bonus * length
+    max_length_ratio: float = 1.0  # at most max(1, floor(ratio * encoder frames)) tokens
+    pre_beam_ratio: float = 1.5  # joint_beam: CTC scores the top ceil(ratio*beam) decoder tokens
+    batch_size: int = 8  # utterances decoded together
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if not _positive_int(self.beam):
+            problems.append(f"beam must be an integer >= 1, got {self.beam!r}")
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            problems.append(f"ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
+        if self.length_alpha < 0.0:
+            problems.append(f"length_alpha must be >= 0, got {self.length_alpha!r}")
+        if self.length_norm and self.length_bonus != 0.0:
+            problems.append(
+                "length_norm and length_bonus are exclusive: set length_bonus=0 or length_norm=False"
+            )
+        if not self.max_length_ratio > 0.0:
+            problems.append(f"max_length_ratio must be > 0, got {self.max_length_ratio!r}")
+        if self.pre_beam_ratio < 1.0:
+            problems.append(f"pre_beam_ratio must be >= 1, got {self.pre_beam_ratio!r}")
+        if not _positive_int(self.batch_size):
+            problems.append(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if problems:
+            raise ValueError("invalid decode options: " + "; ".join(problems))
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

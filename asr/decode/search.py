@@ -1,0 +1,66 @@
+"""One entry point for every search: waveforms -> encoder -> the method the options name."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from asr.decode.beam import beam_search
+from asr.decode.ctc import ctc_best_path_scores, ctc_greedy
+from asr.decode.greedy import attention_greedy
+from asr.decode.hypothesis import Hypothesis, empty_hypothesis
+from asr.decode.options import DecodeOptions
+from asr.decode.rescore import attention_rescoring
+from asr.decode.scorers import DecoderScorer
+from asr.model import ASRModel
+
+
+@torch.inference_mode()
+def decode_batch(
+    model: ASRModel, waves: Tensor, wave_lengths: Tensor, options: DecodeOptions
+) -> list[list[Hypothesis]]:
+    """waves (B, S) zero-padded, wave_lengths (B,) samples -> per utterance, hypotheses best first.
+
+    The model should be in eval mode (dropout and SpecAugment off)."""
+    encoded, enc_lengths = model.encode(waves, wave_lengths)
+    return search_encoded(model, encoded, enc_lengths, options)
+
+
+@torch.inference_mode()
+def search_encoded(
+    model: ASRModel, encoded: Tensor, enc_lengths: Tensor, options: DecodeOptions
+) -> list[list[Hypothesis]]:
+    """encoded (B, T, D), enc_lengths (B,) -> per utterance, hypotheses best first.
+
+    An utterance too short to leave any encoder frame decodes to an empty hypothesis.
+    """
+    results: list[list[Hypothesis]] = [[empty_hypothesis()] for _ in range(encoded.shape[0])]
+    valid = (enc_lengths > 0).nonzero().squeeze(1)
+    if valid.numel() == 0:
+        return results
+    lengths = enc_lengths.index_select(0, valid)
+    memory = encoded.index_select(0, valid)[:, : int(lengths.max())]  # (B', T', D)
+    for index, hyps in zip(valid.tolist(), _search(model, memory, lengths, options)):
+        results[index] = hyps
+    return results
+
+
+def _search(
+    model: ASRModel, memory: Tensor, lengths: Tensor, options: DecodeOptions
+) -> list[list[Hypothesis]]:
+    method = options.method
+    if method == "ctc_greedy":
+        log_probs = model.ctc_log_probs(memory)  # (B, T, V)
+        scores = ctc_best_path_scores(log_probs, lengths).tolist()
+        return [[Hypothesis(t, s)] for t, s in zip(ctc_greedy(log_probs, lengths), scores)]
+    if method == "attention_greedy":
+        return attention_greedy(DecoderScorer(model.decoder), memory, lengths, options)
+    if method == "attention_beam":
+        return beam_search(DecoderScorer(model.decoder), memory, lengths, options)
+    if method == "joint_beam":
+        log_probs = model.ctc_log_probs(memory)
+        return beam_search(DecoderScorer(model.decoder), memory, lengths, options, log_probs)
+    if method == "attention_rescoring":
+        log_probs = model.ctc_log_probs(memory)
+        return attention_rescoring(model.decoder, memory, lengths, log_probs, options)
+    raise ValueError(f"unknown decoding method {method!r}")  # DecodeOptions checks it first
