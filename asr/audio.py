@@ -49,6 +49,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[torch.
         raise AudioError(f"{path}: cannot decode audio ({err})") from None
     waveform = torch.from_numpy(data).mean(dim=1)  # (samples,)
     if sample_rate is not None and sample_rate != rate:
-        waveform = AF.resample(waveform, rate, sample_rate)
+        if waveform.numel() > 0:  # resample() fails on empty input; empty stays empty
+            waveform = AF.resample(waveform, rate, sample_rate)
         rate = sample_rate
     return waveform, rate

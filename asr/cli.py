@@ -14,6 +14,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech "
@@ -36,20 +37,19 @@ def _user_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from asr.audio import AudioError
-        from asr.config import ConfigError
-        from asr.data.manifest import ManifestError
-
-        user_errors = (FileNotFoundError, ConfigError, ManifestError, AudioError, ValueError, RuntimeError)
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
             console.print("[red]interrupted[/red]")
             raise typer.Exit(130)
-        except user_errors as err:
-            if isinstance(err, RuntimeError) and type(err).__module__.startswith("torch"):
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            # ValueError covers ConfigError, ManifestError, AudioError, PrepareError and bad option
+            # values. Of the RuntimeErrors only our own (DownloadError, SyntheticError,
+            # TrainingError) are the user's to fix; a bare one (torch) is a bug, and typer.Exit
+            # (also a RuntimeError) carries a command's own exit status: both pass through.
+            if isinstance(err, RuntimeError) and not type(err).__module__.startswith("asr."):
                 raise
-            console.print(f"[red]error:[/red] {err}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper
@@ -166,9 +166,11 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
-def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int):
+def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: Optional[bool], max_length_ratio: float, batch_size: int):
     from asr.decode.options import DecodeOptions
 
+    if length_norm is None:  # the two rankings are exclusive: a bonus given means no normalisation
+        length_norm = length_bonus == 0.0
     return DecodeOptions(
         method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
         length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
@@ -179,7 +181,7 @@ Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attenti
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
-LengthNorm = Annotated[bool, typer.Option(help="Rank finished hypotheses by score / length.")]
+LengthNorm = Annotated[Optional[bool], typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length (default: on, unless --length-bonus is given).", show_default=False)]
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -196,7 +198,7 @@ def decode(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = True,
+    length_norm: LengthNorm = None,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",
@@ -224,7 +226,7 @@ def transcribe(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = True,
+    length_norm: LengthNorm = None,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",
@@ -250,7 +252,7 @@ def transcribe(
         sys.stdout.write(text)
     failed = [r for r in results if r.error is not None]
     for result in failed:
-        console.print(f"[red]error:[/red] {result.error}")
+        console.print(f"[red]error:[/red] {escape(result.error)}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

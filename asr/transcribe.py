@@ -37,18 +37,23 @@ class Transcription:
 
 
 def split_segments(wave: torch.Tensor, sample_rate: int, max_seconds: float) -> list[torch.Tensor]:
-    """Cut (S,) audio into pieces of at most ``max_seconds``, each cut at the lowest-energy
-    10 ms frame within the last third of its window."""
-    limit = int(max_seconds * sample_rate)
+    """Cut (S,) audio into pieces of at most ``max_seconds``, each cut at the middle of the
+    lowest-energy 10 ms frame within the last third of its window (first such frame on a tie).
+
+    The pieces are views of ``wave``; concatenated, they are ``wave`` again."""
+    limit = max(1, int(max_seconds * sample_rate))
     frame = max(1, int(FRAME_SECONDS * sample_rate))
     segments = []
     start = 0
     while wave.numel() - start > limit:
-        window = wave[start : start + limit]
         search_from = (2 * limit // 3) // frame * frame
-        tail = window[search_from : search_from + (limit - search_from) // frame * frame]
-        energy = tail.view(-1, frame).square().mean(dim=1)  # (frames,)
-        cut = search_from + int(energy.argmin()) * frame + frame // 2
+        frames = (limit - search_from) // frame  # whole frames between 2/3 of the window and its end
+        if frames == 0:  # a window shorter than a frame or two: cut at the limit
+            cut = limit
+        else:
+            tail = wave[start + search_from : start + search_from + frames * frame]
+            energy = tail.reshape(frames, frame).square().mean(dim=1)  # (frames,)
+            cut = max(1, search_from + int(energy.argmin()) * frame + frame // 2)
         segments.append(wave[start : start + cut])
         start += cut
     segments.append(wave[start:])

@@ -98,10 +98,10 @@ def decode_manifest(
     ``num_workers`` DataLoader processes read audio while the model decodes.
     """
     console = console or Console()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     utterances = read_manifest(manifest)
+    out_dir = Path(out_dir)  # created only once the inputs proved readable
+    out_dir.mkdir(parents=True, exist_ok=True)
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, config.features.sample_rate),
         batch_sampler=duration_batches(utterances, options.batch_size),

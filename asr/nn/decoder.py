@@ -89,6 +89,9 @@ class Decoder(nn.Module):
         dec = config.decoder
         self.d_model = config.d_model
         self.embed = nn.Embedding(vocab_size, config.d_model)
+        # Unit-variance embeddings after the sqrt(d_model) scaling, as large as the positional
+        # encodings: N(0, 1) entries would be sqrt(d_model) times larger and drown the positions.
+        nn.init.normal_(self.embed.weight, std=config.d_model**-0.5)
         self.dropout = nn.Dropout(dec.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(config.d_model, dec.heads, dec.ff_dim, dec.dropout) for _ in range(dec.layers)

@@ -48,6 +48,8 @@ class ConvSubsampling(nn.Module):
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, F) frames -> (B, T', d_model) and (B,) lengths T'."""
+        if feats.shape[1] < self.min_input_frames:  # too short for one output frame: length 0
+            feats = nn.functional.pad(feats, (0, 0, 0, self.min_input_frames - feats.shape[1]))
         x = self.convs(feats.unsqueeze(1))  # (B, C, T', F')
         batch, channels, time, freq = x.shape
         x = self.project(x.transpose(1, 2).reshape(batch, time, channels * freq))

@@ -70,22 +70,25 @@ def train_tokenizer(
             for manifest in manifests:
                 for utt in read_manifest(manifest):
                     f.write(normalize_text(utt.text) + "\n")
-        spm.SentencePieceTrainer.train(
-            input=str(text_file),
-            model_prefix=str(Path(tmp) / "tokenizer"),
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=1.0,
-            pad_id=BLANK_ID,
-            pad_piece="<blank>",
-            unk_id=UNK_ID,
-            bos_id=SOS_EOS_ID,
-            bos_piece="<sos/eos>",
-            eos_id=-1,
-            # Small corpora (tests, digits) cannot fill a large vocabulary; shrink instead of failing.
-            hard_vocab_limit=False,
-            num_threads=2,
-            minloglevel=2,
-        )
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(text_file),
+                model_prefix=str(Path(tmp) / "tokenizer"),
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=1.0,
+                pad_id=BLANK_ID,
+                pad_piece="<blank>",
+                unk_id=UNK_ID,
+                bos_id=SOS_EOS_ID,
+                bos_piece="<sos/eos>",
+                eos_id=-1,
+                # Small corpora (tests, digits) cannot fill a large vocabulary; shrink instead of failing.
+                hard_vocab_limit=False,
+                num_threads=2,
+                minloglevel=2,
+            )
+        except RuntimeError as err:  # sentencepiece reports bad settings as RuntimeError
+            raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
         shutil.copyfile(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
     return Tokenizer(out_dir)

@@ -26,7 +26,7 @@ from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
 from asr.features import GlobalCMVN, compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.model import ASRModel, Losses
-from asr.text.tokenizer import Tokenizer
+from asr.text.tokenizer import MODEL_FILE, Tokenizer
 from asr.train.checkpoint import BestCheckpoints, restore_rng, rng_state, save_atomic
 from asr.train.distributed import DistContext, any_rank, barrier, cleanup, setup_distributed
 from asr.train.optim import build_optimizer, build_scheduler
@@ -107,9 +107,10 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
     if ctx.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, exp_dir / exp_files.CONFIG)
-        if not config.data.tokenizer:
-            raise TrainingError("data.tokenizer is not set (make one with `asr tokenizer train`)")
-        Tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
+        if not (exp_dir / exp_files.TOKENIZER / MODEL_FILE).is_file():
+            if not config.data.tokenizer:
+                raise TrainingError("data.tokenizer is not set (make one with `asr tokenizer train`)")
+            Tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
         if not (exp_dir / exp_files.CMVN).is_file():
             mean, var = compute_cmvn_stats(
                 read_manifest(config.data.train_manifest),
@@ -175,6 +176,9 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         _check_resumable(resume["config"], config, exp_dir)
         if ctx.is_main:
             console.print(f"resuming {exp_dir} from step {resume['position']['step']}")
+    elif ctx.is_main and (exp_dir / exp_files.LOG).is_file():
+        # A run that died before its first checkpoint: start over, keeping its log aside.
+        (exp_dir / exp_files.LOG).replace(exp_dir / f"{exp_files.LOG}.{int(time.time())}")
     torch.manual_seed(cfg.seed)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
 

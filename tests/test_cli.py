@@ -1,0 +1,519 @@
+"""The `asr` command line: help for every command, every option reaching the library, user errors.
+
+Commands are enumerated from the Typer app, so a new command (or a new option of an old one)
+fails ``test_every_command_has_a_reach_case_using_every_option`` until a case below covers it.
+Library functions are replaced by recorders to check what each option turns into; a few tests
+run the real code on tiny data, and two run the installed ``asr`` script in a subprocess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import typer.main
+from typer.testing import CliRunner
+
+import asr.data.librispeech
+import asr.data.synthetic
+import asr.decode.run
+import asr.metrics
+import asr.text.tokenizer
+import asr.train.loop
+import asr.transcribe
+from asr.cli import app
+from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig, to_dict
+from asr.data.manifest import Utterance, write_manifest
+from asr.decode.options import DecodeOptions
+from asr.model import ASRModel
+from asr.text.tokenizer import train_tokenizer
+
+ASR = Path(sys.executable).parent / "asr"  # the console script installed with the package
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _commands(command, path: tuple[str, ...] = ()) -> dict:
+    """Every command of the app by its path, e.g. ("prepare", "librispeech"); groups included.
+    (Typer vendors its own click: a group is told by its ``commands``.)"""
+    found = {path: command}
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            found.update(_commands(sub, path + (name,)))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+LEAVES = {path: cmd for path, cmd in COMMANDS.items() if not hasattr(cmd, "commands")}
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+class Recorder:
+    """Stands in for a library function: records its arguments, returns ``result``."""
+
+    def __init__(self, result=None):
+        self.result = result
+        self.calls: list[tuple[tuple, dict]] = []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        return self.result
+
+    @property
+    def only_call(self) -> tuple[tuple, dict]:
+        assert len(self.calls) == 1, self.calls
+        return self.calls[0]
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_the_app_has_the_documented_commands():
+    assert set(LEAVES) == {
+        ("prepare", "librispeech"), ("prepare", "synthetic"), ("tokenizer", "train"), ("train",),
+        ("average",), ("decode",), ("transcribe",), ("wer",),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS), ids=lambda p: " ".join(p) or "asr")
+def test_help_of_every_command_exits_0_and_names_every_option(path):
+    result = _invoke([*path, "--help"])
+    assert result.exit_code == 0, result.output
+    text = ANSI.sub("", result.output)
+    command = COMMANDS[path]
+    assert (command.help or "").split("\n")[0].split(".")[0] in " ".join(text.split())
+    for param in command.params:
+        names = [param.name] if param.param_type_name == "argument" else [*param.opts, *param.secondary_opts]
+        for name in names:
+            assert name in text, f"{' '.join(path)} --help does not mention {name}"
+    for name in getattr(command, "commands", {}):
+        assert name in text
+
+
+# --------------------------------------------------------------------------- options reach the code
+# One argv per command giving every option a non-default value; the tests below check each value
+# arrives, and this first test that no option of any command is left out.
+
+
+def _decode_args(tmp: Path) -> list[str]:
+    return ["decode", "--exp", tmp / "exp", "--manifest", tmp / "test.jsonl", "--out", tmp / "out",
+            "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
+            "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
+            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1"]  # fmt: skip
+
+
+def _transcribe_args(tmp: Path) -> list[str]:
+    return ["transcribe", "--exp", tmp / "exp", tmp / "a.wav", tmp / "b.flac", "--format", "json",
+            "--out", tmp / "out.jsonl", "--checkpoint", "averaged.pt", "--segment-seconds", "12.5",
+            "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
+            "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu"]  # fmt: skip
+
+
+def _train_args(tmp: Path) -> list[str]:
+    return ["train", "--config", tmp / "config.yaml", "--exp", tmp / "exp",
+            "--set", "model.encoder.layers=3", "--set", "train.lr=5e-4",
+            "--set", "data.train_manifest=/data/train.jsonl", "--device", "cuda:2"]  # fmt: skip
+
+
+def _tokenizer_args(tmp: Path) -> list[str]:
+    return ["tokenizer", "train", "--manifest", tmp / "a.jsonl", "--manifest", tmp / "b.jsonl",
+            "--vocab-size", "77", "--model-type", "bpe", "--out", tmp / "tok"]  # fmt: skip
+
+
+def _librispeech_args(tmp: Path) -> list[str]:
+    return ["prepare", "librispeech", "--root", tmp / "corpus",
+            "--subsets", " dev-clean, test-other,,train-clean-100 ", "--out", tmp / "manifests",
+            "--download", "--base-url", "http://mirror.example/12", "--workers", "3",
+            "--sample-rate", "8000"]  # fmt: skip
+
+
+def _synthetic_args(tmp: Path) -> list[str]:
+    return ["prepare", "synthetic", "--out", tmp / "synth", "--train-speakers", "5",
+            "--dev-speakers", "3", "--test-speakers", "4", "--utterances", "9", "--seed", "11",
+            "--workers", "1"]  # fmt: skip
+
+
+def _average_args(tmp: Path) -> list[str]:
+    return ["average", "--exp", tmp / "exp", "--best", "2", "--out", tmp / "avg.pt"]
+
+
+def _wer_args(tmp: Path) -> list[str]:
+    return ["wer", tmp / "ref.txt", tmp / "hyp.txt", "--out", tmp / "report", "--json",
+            "--alignments", "3", "--top", "4"]  # fmt: skip
+
+
+REACH_ARGS = {
+    ("decode",): _decode_args,
+    ("transcribe",): _transcribe_args,
+    ("train",): _train_args,
+    ("tokenizer", "train"): _tokenizer_args,
+    ("prepare", "librispeech"): _librispeech_args,
+    ("prepare", "synthetic"): _synthetic_args,
+    ("average",): _average_args,
+    ("wer",): _wer_args,
+}
+
+
+def test_every_command_has_a_reach_case_using_every_option(tmp_path):
+    assert set(REACH_ARGS) == set(LEAVES), "add a case (args + test) for the new command"
+    for path, make_args in REACH_ARGS.items():
+        args = [str(a) for a in make_args(tmp_path)]
+        assert tuple(args[: len(path)]) == path
+        for param in LEAVES[path].params:
+            if param.param_type_name == "option" and "--help" not in param.opts:
+                used = [*param.opts, *param.secondary_opts]
+                assert any(name in args for name in used), f"{' '.join(path)}: no case sets {used[0]}"
+
+
+def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
+    record = Recorder(SimpleNamespace(rtf=0.5))
+    monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
+    result = _invoke(_decode_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (exp, manifest, out, options), kwargs = record.only_call
+    assert (Path(exp), Path(manifest), Path(out)) == (tmp_path / "exp", tmp_path / "test.jsonl", tmp_path / "out")
+    assert options == DecodeOptions(
+        method="attention_rescoring", beam=7, ctc_weight=0.45, length_bonus=0.25, length_norm=False,
+        max_length_ratio=0.6, batch_size=3,
+    )  # fmt: skip
+    assert kwargs["checkpoint"] == "step-7.pt"
+    assert kwargs["device"] == torch.device("cuda", 1)
+    assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "extra, length_norm, length_bonus",
+    [([], True, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--no-length-norm"], False, 0.0)],
+)
+def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, monkeypatch, extra, length_norm, length_bonus):
+    record = Recorder(SimpleNamespace(rtf=1.0))
+    monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
+    result = _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "dev-clean.jsonl", *extra])
+    assert result.exit_code == 0, result.output
+    (_, _, out, options), kwargs = record.only_call
+    assert (options.length_norm, options.length_bonus) == (length_norm, length_bonus)
+    cli_defaults = DecodeOptions(method="joint_beam", beam=10, ctc_weight=0.3, batch_size=8, max_length_ratio=1.0)
+    assert options == dataclasses.replace(cli_defaults, length_norm=length_norm, length_bonus=length_bonus)
+    assert Path(out) == tmp_path / "decode" / "dev-clean-joint_beam"  # the default output folder
+    assert kwargs["checkpoint"] is None and kwargs["device"].type in ("cpu", "cuda")
+
+
+def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
+    from asr.transcribe import Transcription
+
+    done = [Transcription(str(tmp_path / "a.wav"), "HELLO", 1.0, ["HELLO"]),
+            Transcription(str(tmp_path / "b.flac"), "", 0.5, [""])]  # fmt: skip
+    record = Recorder(done)
+    monkeypatch.setattr(asr.transcribe, "transcribe_files", record)
+    result = _invoke(_transcribe_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (exp, audio, options), kwargs = record.only_call
+    assert Path(exp) == tmp_path / "exp" and [Path(p) for p in audio] == [tmp_path / "a.wav", tmp_path / "b.flac"]
+    assert options == DecodeOptions(
+        method="attention_beam", beam=4, ctc_weight=0.2, length_bonus=0.0, length_norm=True,
+        max_length_ratio=0.8, batch_size=5,
+    )  # fmt: skip
+    assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
+    assert kwargs["device"] == torch.device("cpu")
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
+    assert [json.loads(line) for line in lines] == [t.to_json() for t in done]
+    assert result.stdout == ""
+
+
+def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
+    from asr.transcribe import Transcription
+
+    done = [Transcription("a.wav", "HELLO THERE", 1.0, ["HELLO THERE"]), Transcription("b.wav", error="b.wav: file not found")]
+    monkeypatch.setattr(asr.transcribe, "transcribe_files", Recorder(done))
+    result = _invoke(["transcribe", "--exp", tmp_path, "a.wav", "b.wav"])
+    assert result.exit_code == 1  # one file failed
+    assert result.stdout == "a.wav\tHELLO THERE\n"
+    assert result.stderr.strip() == "error: b.wav: file not found"
+
+
+def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text("model:\n  d_model: 64\n  encoder: {layers: 6, heads: 2}\ntrain:\n  epochs: 3\n")
+    record = Recorder(SimpleNamespace(steps=12, epochs_done=3, best_dev={"metric": [0.5, 1.0], "step": 10}))
+    monkeypatch.setattr(asr.train.loop, "train", record)
+    result = _invoke(_train_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (config, exp), kwargs = record.only_call
+    assert isinstance(config, ExperimentConfig) and Path(exp) == tmp_path / "exp"
+    assert config.model.encoder.layers == 3 and config.train.lr == 5e-4  # overrides
+    assert config.data.train_manifest == "/data/train.jsonl"
+    assert config.model.d_model == 64 and config.model.encoder.heads == 2 and config.train.epochs == 3  # YAML
+    assert config.model.decoder == DecoderConfig()  # defaults
+    assert kwargs["device"] == "cuda:2"
+    assert "trained 12 steps (3 epochs)" in result.stdout
+
+
+def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
+    record = Recorder(SimpleNamespace(vocab_size=77))
+    monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
+    result = _invoke(_tokenizer_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (manifests, out, vocab_size, model_type), _ = record.only_call
+    assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    assert (Path(out), vocab_size, model_type) == (tmp_path / "tok", 77, "bpe")
+
+
+def test_tokenizer_train_end_to_end(tmp_path):
+    texts = ["A CAT SAT", "THAT CAT", "A HAT", "THE CAT SAT AT THE HAT", "SEE THE CAT"]  # 8 letters
+    write_manifest([Utterance(f"s-1-{i}", "x.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(texts)], tmp_path / "m.jsonl")
+    result = _invoke(["tokenizer", "train", "--manifest", tmp_path / "m.jsonl", "--vocab-size", "16", "--out", tmp_path / "tok"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tok" / "tokenizer.model").is_file() and "16 units" in result.stdout
+
+
+def test_too_small_vocabulary_is_a_one_line_error(tmp_path):
+    write_manifest([Utterance("s-1-1", "x.wav", 1.0, 16000, "s", "1", "THE QUICK BROWN FOX JUMPS")], tmp_path / "m.jsonl")
+    result = _invoke(["tokenizer", "train", "--manifest", tmp_path / "m.jsonl", "--vocab-size", "8", "--out", tmp_path / "tok"])
+    _assert_one_line_error(result, "vocab")
+
+
+def test_prepare_librispeech_options_reach_the_library(tmp_path, monkeypatch):
+    record = Recorder({})
+    monkeypatch.setattr(asr.data.librispeech, "prepare_librispeech", record)
+    monkeypatch.setattr(asr.data.librispeech, "print_summary", Recorder())
+    result = _invoke(_librispeech_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (root, subsets, out), kwargs = record.only_call
+    assert Path(root) == tmp_path / "corpus" and Path(out) == tmp_path / "manifests"
+    assert subsets == ["dev-clean", "test-other", "train-clean-100"]  # split, blanks dropped
+    assert kwargs["download"] is True and kwargs["base_url"] == "http://mirror.example/12"
+    assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000
+
+
+def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatch):
+    record = Recorder({})
+    monkeypatch.setattr(asr.data.librispeech, "prepare_librispeech", record)
+    monkeypatch.setattr(asr.data.librispeech, "print_summary", Recorder())
+    assert _invoke(["prepare", "librispeech", "--root", tmp_path, "--subsets", "dev-clean"]).exit_code == 0
+    _, kwargs = record.only_call
+    assert kwargs["download"] is False and kwargs["sample_rate"] == 16000
+
+
+def test_prepare_synthetic_options_reach_the_library(tmp_path, monkeypatch):
+    record = Recorder(tmp_path / "synth")
+    monkeypatch.setattr(asr.data.synthetic, "make_synthetic_corpus", record)
+    result = _invoke(_synthetic_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (out,), kwargs = record.only_call
+    assert Path(out) == tmp_path / "synth"
+    assert {k: v for k, v in kwargs.items() if k != "console"} == {
+        "speakers_train": 5, "speakers_dev": 3, "speakers_test": 4, "utterances_per_speaker": 9,
+        "seed": 11, "num_workers": 1,
+    }  # fmt: skip
+
+
+def _write_best_checkpoints(exp: Path) -> list[dict]:
+    """Three fake checkpoints listed best first in best.json, as training leaves them."""
+    directory = exp / "checkpoints"
+    directory.mkdir(parents=True)
+    states = []
+    for step, value in ((30, 1.0), (10, 2.0), (20, 6.0)):
+        state = {"model": {"w": torch.full((2,), value), "count": torch.tensor(step)}, "config": {}, "vocab_size": 5}
+        torch.save(state, directory / f"step-{step:08d}.pt")
+        states.append(state)
+    best = [{"name": f"step-{s:08d}.pt", "step": s, "metric": [m, 0.0]} for s, m in ((30, 0.1), (10, 0.2), (20, 0.3))]
+    (directory / "best.json").write_text(json.dumps(best))
+    return states
+
+
+def test_average_averages_the_best_n_into_out(tmp_path):
+    _write_best_checkpoints(tmp_path / "exp")
+    result = _invoke(_average_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    averaged = torch.load(tmp_path / "avg.pt", weights_only=True)
+    assert torch.equal(averaged["model"]["w"], torch.full((2,), 1.5))  # mean of the best 2
+    assert averaged["averaged_from"] == ["step-00000030.pt", "step-00000010.pt"]
+    assert "averaged 2 checkpoints" in result.stdout
+
+
+def test_average_writes_averaged_pt_by_default(tmp_path):
+    _write_best_checkpoints(tmp_path / "exp")
+    assert _invoke(["average", "--exp", tmp_path / "exp"]).exit_code == 0  # --best 5: all 3 kept
+    averaged = torch.load(tmp_path / "exp" / "checkpoints" / "averaged.pt", weights_only=True)
+    assert torch.equal(averaged["model"]["w"], torch.full((2,), 3.0))
+
+
+def _write_ref_hyp(tmp: Path) -> None:
+    (tmp / "ref.txt").write_text("1-2-0001\tTHE CAT SAT\n1-2-0002\tHELLO\n")
+    (tmp / "hyp.txt").write_text("1-2-0001\tTHE CAT SIT\n1-2-0002\tHELLO\n")
+
+
+def test_wer_json_prints_the_report_and_out_writes_wer_json(tmp_path):
+    _write_ref_hyp(tmp_path)
+    result = _invoke(_wer_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["wer"] == pytest.approx(0.25) and report["ser"] == pytest.approx(0.5)
+    assert report["words"]["substitutions"] == 1 and report["num_utterances"] == 2
+    written = json.loads((tmp_path / "report" / "wer.json").read_text())
+    assert written["wer"] == pytest.approx(0.25)
+
+
+def test_wer_alignments_and_top_reach_the_report(tmp_path, monkeypatch):
+    _write_ref_hyp(tmp_path)
+    record = Recorder()
+    monkeypatch.setattr(asr.metrics, "print_report", record)
+    result = _invoke(["wer", tmp_path / "ref.txt", tmp_path / "hyp.txt", "--alignments", "3", "--top", "4"])
+    assert result.exit_code == 0, result.output
+    (report, _), kwargs = record.only_call
+    assert report.wer == pytest.approx(0.25) and kwargs == {"alignments": 3, "top": 4}
+
+
+def test_wer_tables_name_the_error_rates(tmp_path):
+    _write_ref_hyp(tmp_path)
+    result = _invoke(["wer", tmp_path / "ref.txt", tmp_path / "hyp.txt"])
+    assert result.exit_code == 0, result.output
+    assert "WER" in result.stdout and "25.0" in result.stdout and "SIT" in result.stdout
+
+
+# --------------------------------------------------------------------------- end to end on tiny data
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """A tiny random experiment (tokenizer, last.pt) and a two-utterance manifest."""
+    root = tmp_path_factory.mktemp("cli")
+    utterances = []
+    for i, text in enumerate(["A CAT SAT", "THE HAT"]):
+        t = np.arange(int(0.8 * 16000)) / 16000
+        sf.write(root / f"u{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 90 * i) * t)).astype(np.float32), 16000)
+        utterances.append(Utterance(f"1-2-{i:04d}", str(root / f"u{i}.wav"), 0.8, 16000, "1", "2", text))
+    write_manifest(utterances, root / "test.jsonl")
+    exp = root / "exp"
+    tokenizer = train_tokenizer([root / "test.jsonl"], exp / "tokenizer", vocab_size=12)
+    config = ExperimentConfig(
+        features=FeatureConfig(n_mels=20),
+        model=ModelConfig(
+            d_model=16,
+            encoder=EncoderConfig(layers=1, heads=2, ff_dim=32, conv_channels=4),
+            decoder=DecoderConfig(layers=1, heads=2, ff_dim=32),
+        ),
+    )
+    model = ASRModel(config, tokenizer.vocab_size)
+    (exp / "checkpoints").mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "config": to_dict(config), "vocab_size": tokenizer.vocab_size}, exp / "checkpoints" / "last.pt")
+    return exp, root / "test.jsonl"
+
+
+def test_decode_end_to_end_writes_hypotheses_and_wer(experiment, tmp_path):
+    exp, manifest = experiment
+    result = _invoke(["decode", "--exp", exp, "--manifest", manifest, "--out", tmp_path / "out",
+                      "--method", "joint_beam", "--beam", "2", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ids = [line.split("\t")[0] for line in (tmp_path / "out" / "hyp.txt").read_text().splitlines()]
+    assert ids == ["1-2-0000", "1-2-0001"]
+    timing = json.loads((tmp_path / "out" / "timing.json").read_text())
+    assert timing["options"]["beam"] == 2 and timing["device"] == "cpu"
+    assert (tmp_path / "out" / "wer.json").is_file()
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_missing_manifest_is_a_one_line_error(experiment, tmp_path):
+    exp, _ = experiment
+    missing = tmp_path / "nope.jsonl"
+    result = _invoke(["decode", "--exp", exp, "--manifest", missing, "--out", tmp_path / "out"])
+    _assert_one_line_error(result, "manifest not found", str(missing))
+
+
+def test_unknown_config_key_via_set_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(asr.train.loop, "train", Recorder())
+    (tmp_path / "config.yaml").write_text("model:\n  d_model: 64\n")
+    result = _invoke(["train", "--config", tmp_path / "config.yaml", "--exp", tmp_path / "exp",
+                      "--set", "model.encoder.layerz=3"])  # fmt: skip
+    _assert_one_line_error(result, "unknown config key model.encoder.layerz", "layers")
+    assert not (tmp_path / "exp").exists()
+
+
+def test_bad_method_is_a_one_line_error(experiment, tmp_path):
+    exp, manifest = experiment
+    result = _invoke(["decode", "--exp", exp, "--manifest", manifest, "--method", "beamy", "--out", tmp_path / "o"])
+    _assert_one_line_error(result, "method 'beamy' is not one of", "joint_beam")
+    result = _invoke(["transcribe", "--exp", exp, "a.wav", "--method", "greedy"])
+    _assert_one_line_error(result, "method 'greedy' is not one of")
+
+
+def test_bad_output_format_is_a_one_line_error(experiment):
+    exp, _ = experiment
+    _assert_one_line_error(_invoke(["transcribe", "--exp", exp, "a.wav", "--format", "csv"]), "--format 'csv'")
+
+
+def test_missing_ref_file_for_wer_is_a_one_line_error(tmp_path):
+    _write_ref_hyp(tmp_path)
+    result = _invoke(["wer", tmp_path / "no-ref.txt", tmp_path / "hyp.txt"])
+    _assert_one_line_error(result, "not found", str(tmp_path / "no-ref.txt"))
+
+
+def test_missing_experiment_dir_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "no-exp"
+    _assert_one_line_error(_invoke(["transcribe", "--exp", missing, "a.wav"]), "experiment directory not found", str(missing))
+    _assert_one_line_error(_invoke(["average", "--exp", missing]), str(missing))
+
+
+def test_decode_with_a_missing_experiment_names_it_and_creates_nothing(tmp_path):
+    (tmp_path / "test.jsonl").write_text("")
+    missing = tmp_path / "no-exp"
+    result = _invoke(["decode", "--exp", missing, "--manifest", tmp_path / "test.jsonl"])
+    _assert_one_line_error(result, "experiment directory not found", str(missing))
+    assert not missing.exists()
+
+
+def test_error_messages_are_printed_verbatim_not_as_markup(tmp_path):
+    missing = tmp_path / "[bold]x[/bold].txt"
+    result = _invoke(["wer", missing, missing])
+    _assert_one_line_error(result, "[bold]x[/bold].txt")
+
+
+def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch inside the model")
+
+    monkeypatch.setattr(asr.decode.run, "decode_manifest", broken)
+    result = _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "m.jsonl"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)  # a traceback
+
+
+# --------------------------------------------------------------------------- the installed script
+
+
+def test_installed_script_help_lists_every_command():
+    result = subprocess.run([ASR, "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for name in ("prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer"):
+        assert name in result.stdout
+
+
+def test_installed_script_wer_json_end_to_end(tmp_path):
+    _write_ref_hyp(tmp_path)
+    result = subprocess.run([ASR, "wer", tmp_path / "ref.txt", tmp_path / "hyp.txt", "--json", "--out", tmp_path / "r"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["wer"] == pytest.approx(0.25)
+    assert json.loads((tmp_path / "r" / "wer.json").read_text())["cer"] == pytest.approx(1 / 16)
+    missing = subprocess.run([ASR, "wer", tmp_path / "nope", tmp_path / "hyp.txt"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.strip() == f"error: transcript file not found: {tmp_path / 'nope'}"
