@@ -151,15 +151,9 @@ def average(
     out: Annotated[Optional[Path], typer.Option(help="Output file (default: <exp>/checkpoints/averaged.pt).")] = None,
 ) -> None:
     """Average the N best checkpoints into one model (decoding then uses it by default)."""
-    from asr import experiment
-    from asr.train.checkpoint import BestCheckpoints, average_checkpoints, save_atomic
+    from asr.train.checkpoint import average_best
 
-    keeper = BestCheckpoints(experiment.checkpoint_dir(exp), keep=best)
-    paths = keeper.best(best)
-    if not paths:
-        raise FileNotFoundError(f"no best checkpoints listed in {keeper.index} (validation must run first)")
-    target = out or experiment.checkpoint_dir(exp) / experiment.AVERAGED
-    save_atomic(average_checkpoints(paths), target)
+    paths, target = average_best(exp, best, out)
     stdout.print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {target}")
 
 

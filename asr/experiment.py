@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from asr.config import ExperimentConfig, from_dict
+from asr.config import ExperimentConfig, from_dict, to_dict
 from asr.model import ASRModel
 from asr.text.tokenizer import Tokenizer
 
@@ -63,6 +63,11 @@ def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None) -> Pa
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     return path
+
+
+def model_state(model: ASRModel) -> dict:
+    """What decoding needs from a checkpoint: the weights, the resolved config, the vocabulary size."""
+    return {"model": model.state_dict(), "config": to_dict(model.config), "vocab_size": model.vocab_size}
 
 
 def model_from_checkpoint(state: dict) -> ASRModel:

@@ -15,11 +15,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from asr.cli import app
-from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig, to_dict
-from asr.data.manifest import Utterance, write_manifest
 from asr.decode.options import DecodeOptions
-from asr.model import ASRModel
-from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 from asr.transcribe import FRAME_SECONDS, split_segments, transcribe_files
 
 RATE = 16000  # the model's rate
@@ -28,31 +24,9 @@ GREEDY = DecodeOptions(method="attention_greedy", batch_size=4)
 
 
 @pytest.fixture(scope="module")
-def exp(tmp_path_factory):
+def exp(random_experiment):
     """exp/ with tokenizer and checkpoints/last.pt of a tiny random model (16 kHz, 20 mels)."""
-    root = tmp_path_factory.mktemp("transcribe")
-    manifest = root / "text.jsonl"
-    write_manifest([Utterance(f"s-1-{i}", "unused.wav", 1.0, RATE, "s", "1", t) for i, t in enumerate(TEXTS)], manifest)
-    exp = root / "exp"
-    tokenizer = train_tokenizer([manifest], exp / "tokenizer", vocab_size=24)
-    torch.manual_seed(0)
-    config = ExperimentConfig(
-        features=FeatureConfig(n_mels=20),
-        model=ModelConfig(
-            d_model=32,
-            encoder=EncoderConfig(layers=2, heads=2, ff_dim=64, conv_channels=8),
-            decoder=DecoderConfig(layers=1, heads=2, ff_dim=64),
-        ),
-    )
-    model = ASRModel(config, tokenizer.vocab_size).eval()
-    with torch.no_grad():  # peaked, and <eos> unlikely: hypotheses with words in them
-        model.decoder.output.weight.mul_(3.0)
-        model.decoder.output.bias[SOS_EOS_ID] -= 3.0
-        model.ctc.weight.mul_(4.0)
-    (exp / "checkpoints").mkdir(parents=True)
-    state = {"model": model.state_dict(), "config": to_dict(config), "vocab_size": tokenizer.vocab_size}
-    torch.save(state, exp / "checkpoints" / "last.pt")
-    return exp
+    return random_experiment(TEXTS, decoder_layers=1)[0]
 
 
 def _speechlike(seconds: float, rate: int, seed: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from asr import experiment
 from asr.experiment import load_checkpoint
 
 
@@ -97,3 +98,17 @@ def average_checkpoints(paths: list[Path]) -> dict:
         "vocab_size": first["vocab_size"],
         "averaged_from": [p.name for p in paths],
     }
+
+
+def average_best(exp_dir: str | Path, count: int, out: str | Path | None = None) -> tuple[list[Path], Path]:
+    """Average the ``count`` best checkpoints of ``exp_dir`` (by dev WER) into ``out``
+    (default: checkpoints/averaged.pt, which decoding then uses). Returns (sources, output)."""
+    if not Path(exp_dir).is_dir():
+        raise FileNotFoundError(f"experiment directory not found: {exp_dir}")
+    keeper = BestCheckpoints(experiment.checkpoint_dir(exp_dir), keep=count)
+    paths = keeper.best(count)
+    if not paths:
+        raise FileNotFoundError(f"no best checkpoints listed in {keeper.index} (validation must run first)")
+    target = Path(out) if out else experiment.checkpoint_dir(exp_dir) / experiment.AVERAGED
+    save_atomic(average_checkpoints(paths), target)
+    return paths, target

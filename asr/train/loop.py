@@ -227,9 +227,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 
     def state() -> dict:
         return {
-            "model": model.state_dict(),
-            "config": to_dict(config),
-            "vocab_size": tokenizer.vocab_size,
+            **exp_files.model_state(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -246,8 +244,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
             result.update(event="valid", step=position.step, epoch=position.epoch)
             _log(log_path, result)
             kept = best.consider(
-                {"model": model.state_dict(), "config": to_dict(config), "vocab_size": tokenizer.vocab_size,
-                 "dev": result},
+                {**exp_files.model_state(model), "dev": result},
                 position.step,
                 (result["wer"], result["loss"]),
             )

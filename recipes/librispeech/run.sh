@@ -33,14 +33,7 @@ done
 [ -n "$root" ] || { echo "--root DIR is required (where LibriSpeech is or will be downloaded)" >&2; exit 2; }
 asr="$repo/.venv/bin/asr"
 mkdir -p "$work"
-run_stage() {
-  local n="$1" what="$2"; shift 2
-  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return; fi
-  if [ -f "$work/.stage$n.done" ]; then echo "stage $n ($what): done before, skipped"; return; fi
-  echo "=== stage $n: $what"
-  "$@"
-  touch "$work/.stage$n.done"
-}
+source "$repo/recipes/stages.sh"
 train_manifest="$work/manifests/train.jsonl"
 
 manifests() {

@@ -26,17 +26,11 @@ while [ $# -gt 0 ]; do
 done
 asr="$repo/.venv/bin/asr"
 mkdir -p "$work"
-run_stage() {  # run_stage N description command...
-  local n="$1" what="$2"; shift 2
-  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return; fi
-  if [ -f "$work/.stage$n.done" ]; then echo "stage $n ($what): done before, skipped"; return; fi
-  echo "=== stage $n: $what"
-  "$@"
-  touch "$work/.stage$n.done"
-}
+source "$repo/recipes/stages.sh"
 
 run_stage 0 "set up" "$repo/recipes/setup.sh"
-run_stage 1 "synthesise corpus" "$asr" prepare synthetic --out "$work/corpus" --utterances 60
+run_stage 1 "synthesise corpus" "$asr" prepare synthetic --out "$work/corpus" \
+  --train-speakers 20 --dev-speakers 3 --test-speakers 3 --utterances 30
 run_stage 2 "manifests" "$asr" prepare librispeech --root "$work/corpus" --subsets train,dev,test --out "$work/manifests"
 run_stage 3 "tokenizer" "$asr" tokenizer train --manifest "$work/manifests/train.jsonl" --vocab-size 128 --out "$work/tokenizer"
 run_stage 4 "train" "$asr" train --config "$repo/configs/tiny.yaml" --exp "$work/exp" \

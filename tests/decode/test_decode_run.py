@@ -10,29 +10,15 @@ import soundfile as sf
 import torch
 from rich.console import Console
 
-from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig, to_dict
 from asr.data.manifest import Utterance, write_manifest
 from asr.decode.options import METHODS, DecodeOptions
 from asr.decode.run import decode_manifest, duration_batches
 from asr.decode.search import decode_batch
-from asr.model import ASRModel
-from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 
 RATE = 16000
 TEXTS = ["HELLO WORLD", "GOOD MORNING", "THE CAT SAT ON THE MAT", "ONE TWO THREE", "A DOG", "YES NO"]
 DURATIONS = [0.9, 1.4, 0.5, 1.1, 0.7, 1.4]  # a tie, to check the order of equal durations
 
-
-
-def _config() -> ExperimentConfig:
-    return ExperimentConfig(
-        features=FeatureConfig(n_mels=20),
-        model=ModelConfig(
-            d_model=32,
-            encoder=EncoderConfig(layers=2, heads=2, ff_dim=64, conv_channels=8),
-            decoder=DecoderConfig(layers=2, heads=2, ff_dim=64),
-        ),
-    )
 
 
 def _write_corpus(root, texts, with_text=True) -> list[Utterance]:
@@ -52,24 +38,13 @@ def _write_corpus(root, texts, with_text=True) -> list[Utterance]:
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
+def experiment(tmp_path_factory, random_experiment):
     """exp/ with a tokenizer, config and checkpoint, and a manifest of six WAV files."""
+    exp, model = random_experiment(TEXTS)
     root = tmp_path_factory.mktemp("decode")
     utterances = _write_corpus(root, TEXTS)
     manifest = root / "test.jsonl"
     write_manifest(utterances, manifest)
-    exp = root / "exp"
-    tokenizer = train_tokenizer([manifest], exp / "tokenizer", vocab_size=24)
-    torch.manual_seed(0)
-    config = _config()
-    model = ASRModel(config, tokenizer.vocab_size).eval()
-    with torch.no_grad():  # peaked, and <eos> unlikely: hypotheses with words in them
-        model.decoder.output.weight.mul_(3.0)
-        model.decoder.output.bias[SOS_EOS_ID] -= 3.0
-        model.ctc.weight.mul_(4.0)
-    (exp / "checkpoints").mkdir(parents=True)
-    state = {"model": model.state_dict(), "config": to_dict(config), "vocab_size": tokenizer.vocab_size}
-    torch.save(state, exp / "checkpoints" / "last.pt")
     return exp, manifest, utterances, model
 
 
