@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torchaudio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from asr.progress import counting_progress
 from torch import nn
 
 from asr.audio import load_audio
@@ -172,16 +172,9 @@ def compute_cmvn_stats(
     count = 0
     total = torch.zeros(config.n_mels, dtype=torch.float64)
     squares = torch.zeros(config.n_mels, dtype=torch.float64)
-    progress = Progress(
-        TextColumn("CMVN statistics"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = counting_progress(console, transient=True)
     with progress:
-        task = progress.add_task("cmvn", total=len(utterances))
+        task = progress.add_task("CMVN statistics", total=len(utterances))
         for done, frames, frame_sum, frame_squares in loader:
             count += frames
             total += frame_sum

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import Progress
 
 from asr.audio import AudioError, load_audio
 from asr.data.dataset import pad
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
+from asr.progress import counting_progress
 
 FRAME_SECONDS = 0.01
 
@@ -76,7 +76,7 @@ def transcribe_files(
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     rate = config.features.sample_rate
     results = []
-    with Progress(console=console or Console(stderr=True), transient=True) as progress:
+    with counting_progress(console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
         for path in paths:
             result = Transcription(str(path))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import soundfile as sf
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from asr.progress import counting_progress
 from rich.table import Table
 
 from asr.data.download import OFFICIAL_URL, SUBSETS, download_subset
@@ -131,13 +131,7 @@ def _prepare_subset(
     candidates, rejections = _scan(folder)
     probe = functools.partial(_probe, sample_rate=sample_rate)
     utterances = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    progress = counting_progress(console)
     # Threads suffice: libsndfile is called through cffi, which releases the GIL.
     with progress, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         task = progress.add_task(f"{subset}: reading audio", total=len(candidates))

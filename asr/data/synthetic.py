@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from asr.progress import counting_progress
 
 from asr.audio import load_audio
 
@@ -258,13 +258,7 @@ def make_synthetic_corpus(
         (corpus / speaker.split / speaker.id / speaker.chapter).mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"params": params, "complete": False}))
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    progress = counting_progress(console)
     with progress, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         task = progress.add_task("speaking", total=len(jobs))
         futures = [pool.submit(_speak, exe, spk, text, flac) for spk, _, text, flac in jobs]

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
-from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import ProgressColumn, Task, TimeElapsedColumn
 from rich.text import Text
 
 from asr.audio import load_audio
@@ -32,6 +31,7 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
+from asr.progress import counting_progress
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.text.tokenizer import Tokenizer
 
@@ -110,18 +110,10 @@ def decode_manifest(
     )
     results: list[Hypothesis | None] = [None] * len(utterances)
     samples = 0
-    progress = Progress(
-        TextColumn(f"decoding ({options.method})"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _UtterancesPerSecond(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    progress = counting_progress(console, _UtterancesPerSecond(), TimeElapsedColumn())
     start = time.perf_counter()
     with progress:
-        task = progress.add_task("decode", total=len(utterances))
+        task = progress.add_task(f"decoding ({options.method})", total=len(utterances))
         for indices, waves, wave_lengths in loader:
             hyps = decode_batch(model, waves.to(device), wave_lengths.to(device), options)
             for index, nbest in zip(indices, hyps):
