@@ -31,8 +31,8 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
-from asr.progress import counting_progress
 from asr.metrics import Transcripts, print_report, score, write_report
+from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
 
 HYP_NAME = "hyp.txt"
