@@ -280,13 +280,16 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
                 # (dropout, SpecAugment) a resumed run restores from the checkpoint.
                 generator=torch.Generator().manual_seed(cfg.seed + position.epoch),
             )
-            progress.start_epoch(position.epoch, len(sampler) + position.batch_in_epoch, position.batch_in_epoch)
+            epoch_batches = len(sampler) + position.batch_in_epoch
+            progress.start_epoch(position.epoch, epoch_batches, position.batch_in_epoch)
             accumulated = 0
             window = _Window()
             for batch in loader:
                 batch = batch.to(ctx.device)
                 accumulated += 1
-                update = accumulated == cfg.accum_steps
+                # The epoch's last batches update even when fewer than accum_steps: gradients never
+                # cross an epoch boundary (a checkpoint there holds none).
+                update = accumulated == cfg.accum_steps or position.batch_in_epoch + 1 == epoch_batches
                 sync = contextlib.nullcontext() if update or not ctx.enabled else ddp_model.no_sync()
                 with sync:
                     with _autocast(ctx.device, cfg.precision):

@@ -39,9 +39,9 @@ def _run(command: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_after_a_kill_continues_with_identical_losses(toy_corpus, tmp_path, workers):
-    extra = [f"data.num_workers={workers}", "augment.speed_perturb=true"]
+@pytest.mark.parametrize("workers, accum_steps", [(0, 1), (2, 3)])
+def test_resume_after_a_kill_continues_with_identical_losses(toy_corpus, tmp_path, workers, accum_steps):
+    extra = [f"data.num_workers={workers}", f"train.accum_steps={accum_steps}", "augment.speed_perturb=true"]
     reference = tmp_path / "reference"
     _run(_train_command(reference, toy_corpus, *extra))
     expected = _losses(reference)
