@@ -40,7 +40,8 @@ class ConstantScorer:
 
 
 class NoiseScorer(ConstantScorer):
-    """Random scores (a weight of 0 must ignore them); partial, so it also widens the pre-beam."""
+    """Random scores, some -inf (impossible), which a weight of 0 must ignore, never turning
+    them into NaN."""
 
     partial = True
 
@@ -48,6 +49,7 @@ class NoiseScorer(ConstantScorer):
         total, group = state
         generator = torch.Generator().manual_seed(int(total.shape[0]))
         noise = -10.0 * torch.rand(total.shape[0], self.vocab, generator=generator)
+        noise[torch.rand(noise.shape, generator=generator) < 0.3] = float("-inf")
         tokens = noise if candidates is None else noise.gather(1, candidates)
         return Scores(tokens, noise[:, 2], state)
 
