@@ -142,9 +142,10 @@ def beam_search(
     # One column more than any hypothesis can hold: the last step still grows (dead) slots.
     beams = Beams.start(n, group, max_tokens + 1, memory.device)
     finished = Finished.empty(n, group, max_tokens + 1, list(scorers), memory.device)
+    special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=memory.device)
 
     for step in range(max_tokens + 1):
-        candidates, scored = _score(scorers, states, options)  # (H, K), {name: Scores}, H = n' * G
+        candidates, scored = _score(scorers, states, options, special)  # (H, K), {name: Scores}, H = n' * G
         weights = {name: weight for name, (_, weight) in scorers.items()}
         cand_score = combine({name: s.tokens for name, s in scored.items()}, weights)  # (H, K)
         eos_score = combine({name: s.eos for name, s in scored.items()}, weights)  # (H,)
@@ -173,16 +174,18 @@ def beam_search(
     return finished.hypotheses()
 
 
-def _score(scorers: Weighted, states: dict[str, Any], options: DecodeOptions) -> tuple[Tensor, dict[str, Scores]]:
+def _score(
+    scorers: Weighted, states: dict[str, Any], options: DecodeOptions, special: Tensor
+) -> tuple[Tensor, dict[str, Scores]]:
     """One step of every scorer: the K candidates (H, K) chosen by the full scorers' weighted
-    sum (their plain sum if none has weight), and each scorer's Scores of them."""
+    sum (their plain sum if none has weight), never the ``special`` tokens, and each scorer's
+    Scores of them."""
     full = {name: scorer.score(states[name], None) for name, (scorer, _) in scorers.items() if not scorer.partial}
     weights = {name: weight for name, (_, weight) in scorers.items()}
     if not any(weights[name] > 0.0 for name in full):
         weights = {name: 1.0 for name in full}
     pre_beam = combine({name: s.tokens for name, s in full.items()}, weights)  # (H, V)
-    special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=pre_beam.device)
-    pre_beam = pre_beam.index_fill(1, special, NEG_INF)
+    pre_beam = pre_beam.index_fill(1, special, NEG_INF)  # never blank, and <eos> is scored apart
     k = _candidates_per_hypothesis(options, pre_beam.shape[1], partial=len(full) < len(scorers))
     candidates = pre_beam.topk(k, dim=-1).indices  # (H, K)
     scored = {name: Scores(s.tokens.gather(1, candidates), s.eos, s.state) for name, s in full.items()}

@@ -101,12 +101,15 @@ class FeedForward(nn.Sequential):
         )
 
 
-def sinusoidal_positions(length: int, d_model: int, offset: int = 0) -> Tensor:
-    """Positional encodings (length, d_model) for positions offset .. offset+length-1
-    (Vaswani et al., 2017, section 3.5)."""
-    position = torch.arange(offset, offset + length, dtype=torch.float32).unsqueeze(1)
-    rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(length, d_model)
+def sinusoidal_positions(
+    length: int, d_model: int, offset: int = 0, device: torch.device | None = None
+) -> Tensor:
+    """Positional encodings (length, d_model) float32 for positions offset .. offset+length-1
+    (Vaswani et al., 2017, section 3.5), made on ``device`` (no copy from the host per step)."""
+    position = torch.arange(offset, offset + length, dtype=torch.float32, device=device).unsqueeze(1)
+    rate = torch.arange(0, d_model, 2, dtype=torch.float32, device=device)
+    rate = torch.exp(rate * (-math.log(10000.0) / d_model))
+    table = torch.zeros(length, d_model, device=device)
     table[:, 0::2] = torch.sin(position * rate)
     table[:, 1::2] = torch.cos(position * rate)
     return table

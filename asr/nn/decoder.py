@@ -137,7 +137,8 @@ class Decoder(nn.Module):
         self.output = nn.Linear(config.d_model, vocab_size)
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
-        positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset).to(self.embed.weight)
+        weight = self.embed.weight
+        positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset, weight.device).to(weight.dtype)
         return self.dropout(self.embed(tokens) * math.sqrt(self.d_model) + positions)
 
     def forward(
