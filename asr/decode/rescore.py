@@ -1,5 +1,6 @@
-"""Attention rescoring (wenet): CTC prefix beam search proposes an n-best list, the decoder scores
-each candidate teacher-forced in one batched pass, and the best combined score wins.
+"""Attention rescoring (wenet): CTC prefix beam search proposes an n-best list (for every
+utterance of a batch at once, asr.decode.ctc_beam), the decoder scores each candidate
+teacher-forced in one batched pass, and the best combined score wins.
 
     score = w * log P_ctc(y | x) + (1 - w) * log P_att(y, <eos> | x)   (ranked by length rule)
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from asr.decode.ctc import ctc_prefix_beam_search, ctc_sequence_log_probs
+from asr.decode.ctc import batched_sequence_log_probs
+from asr.decode.ctc_beam import ctc_prefix_beam_search_batch
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
@@ -59,18 +61,14 @@ def attention_rescoring(
     ``options.beam`` CTC candidates rescored, best first."""
     ranker = Ranker.from_options(options)
     sequences: list[list[int]] = []
-    ctc_scores: list[Tensor] = []
     owner: list[int] = []
-    for n in range(memory.shape[0]):
-        frames = ctc_log_probs[n, : int(memory_lengths[n])]  # (T_n, V)
-        nbest = [tokens for tokens, _ in ctc_prefix_beam_search(frames, options.beam)]
-        sequences += nbest
-        # Exact CTC log-probs: the prefix beam's own scores miss the paths it pruned.
-        ctc_scores.append(ctc_sequence_log_probs(frames, nbest))
+    for n, nbest in enumerate(ctc_prefix_beam_search_batch(ctc_log_probs, memory_lengths, options.beam)):
+        sequences += [tokens for tokens, _ in nbest]
         owner += [n] * len(nbest)
     owner_t = torch.tensor(owner, device=memory.device)
     attention = teacher_forced_log_probs(decoder, memory, memory_lengths, owner_t, sequences)
-    ctc = torch.cat(ctc_scores).to(attention.device)
+    # Exact CTC log-probs: the prefix beam's own scores miss the paths it pruned.
+    ctc = batched_sequence_log_probs(ctc_log_probs, memory_lengths, owner_t, sequences).to(attention.device)
     joint = combine({"decoder": attention, "ctc": ctc}, {"decoder": 1.0 - options.ctc_weight, "ctc": options.ctc_weight})
 
     results: list[list[Hypothesis]] = [[] for _ in range(memory.shape[0])]
