@@ -56,7 +56,7 @@ from asr.config import load_config
 from asr.decode.options import METHODS, DecodeOptions
 from asr.decode.search import decode_batch, search_encoded
 from asr.model import ASRModel
-from asr.nn.masks import lengths_to_mask
+from asr.nn.masks import NEG_INF, lengths_to_mask
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -81,7 +81,7 @@ def calibrate(model: ASRModel, waves: torch.Tensor, lengths: torch.Tensor, token
     if tokens >= frames:
         raise SystemExit(f"{tokens} tokens do not fit in {frames} encoder frames; use fewer --tokens-per-second")
     labels = logits.clone()
-    labels[..., BLANK_ID] = float("-inf")
+    labels[..., BLANK_ID] = NEG_INF
     margin = labels.max(dim=-1).values - logits[..., BLANK_ID]  # (B, T): how much a label beats blank
     valid = lengths_to_mask(enc_lengths, logits.shape[1])
     scale = PEAKINESS / float(margin[valid].std())

@@ -143,10 +143,10 @@ def beam_search(
     beams = Beams.start(n, group, max_tokens + 1, memory.device)
     finished = Finished.empty(n, group, max_tokens + 1, list(scorers), memory.device)
     special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=memory.device)
+    weights = {name: weight for name, (_, weight) in scorers.items()}
 
     for step in range(max_tokens + 1):
         candidates, scored = _score(scorers, states, options, special)  # (H, K), {name: Scores}, H = n' * G
-        weights = {name: weight for name, (_, weight) in scorers.items()}
         cand_score = combine({name: s.tokens for name, s in scored.items()}, weights)  # (H, K)
         eos_score = combine({name: s.eos for name, s in scored.items()}, weights)  # (H,)
         alive = torch.isfinite(beams.score)  # (H,)
@@ -207,6 +207,7 @@ def _keep_best(cand_score: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor]:
     """The G best of each utterance's G*K candidates (H, K) -> their scores (n, G), parent rows
     (n*G,) and candidate columns (n*G,). A stable sort: ties go to the lower row, then column."""
     hyps, k = cand_score.shape
+    assert hyps % group == 0, f"{hyps} hypotheses are not {group} per utterance"
     utts = hyps // group
     top_score, flat = cand_score.view(utts, group * k).sort(dim=1, descending=True, stable=True)
     top_score, flat = top_score[:, :group], flat[:, :group]

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from asr.nn.masks import NEG_INF
+
 KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
 
 
@@ -88,9 +90,9 @@ class MultiHeadAttention(nn.Module):
         if causal:
             q_time, k_time = scores.shape[-2:]
             allowed = torch.ones(q_time, k_time, dtype=torch.bool, device=q.device).tril(k_time - q_time)
-            scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = scores.masked_fill(~allowed, NEG_INF)
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(~mask, NEG_INF)
         return scores.softmax(dim=-1)
 
 
