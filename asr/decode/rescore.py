@@ -29,22 +29,28 @@ def teacher_forced_log_probs(
 ) -> Tensor:
     """Decoder log P(tokens, <eos> | x) of C sequences in one forward pass.
 
-    memory (N, T, D), memory_lengths (N,); owner (C,) the utterance of each sequence. Returns
-    (C,) float32, the same per-token values beam search adds (blank excluded, not renormalised).
+    memory (N, T, D), memory_lengths (N,); owner (C,) the utterance of each sequence, in
+    utterance order. Returns (C,) float32, the same per-token values beam search adds (blank
+    excluded, not renormalised). Each utterance's sequences are padded to G rows, the most any
+    utterance has, so that its encoder output is projected once for all G (explicit group).
     """
-    count = len(sequences)
+    counts = torch.bincount(owner.cpu(), minlength=memory.shape[0])
+    group = max(1, int(counts.max()))
+    starts = torch.cumsum(counts, 0) - counts
+    owner_cpu = owner.cpu()
+    rows = owner_cpu * group + torch.arange(len(sequences)) - starts[owner_cpu]  # (C,) row of each sequence
     longest = max((len(s) for s in sequences), default=0)
-    inputs = torch.full((count, longest + 1), BLANK_ID, dtype=torch.long)  # <sos> y, padded
-    targets = torch.full((count, longest + 1), SOS_EOS_ID, dtype=torch.long)  # y <eos>, padded
+    inputs = torch.full((memory.shape[0] * group, longest + 1), BLANK_ID, dtype=torch.long)  # <sos> y, padded
+    inputs[:, 0] = SOS_EOS_ID
+    targets = torch.full((len(sequences), longest + 1), SOS_EOS_ID, dtype=torch.long)  # y <eos>, padded
     for c, sequence in enumerate(sequences):
-        inputs[c, 0] = SOS_EOS_ID
-        inputs[c, 1 : len(sequence) + 1] = torch.tensor(sequence, dtype=torch.long)
+        inputs[rows[c], 1 : len(sequence) + 1] = torch.tensor(sequence, dtype=torch.long)
         targets[c, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-    inputs, targets = inputs.to(memory.device), targets.to(memory.device)
-    # Each candidate gets its utterance's encoder output (an explicit expansion: candidate
-    # counts differ per utterance). Causal attention makes the padding after <eos> harmless.
-    logits, _ = decoder(inputs, memory.index_select(0, owner), memory_lengths.index_select(0, owner))
-    token_log_probs = next_token_log_probs(logits).gather(2, targets[..., None]).squeeze(2)  # (C, U+1)
+    inputs, targets, rows = inputs.to(memory.device), targets.to(memory.device), rows.to(memory.device)
+    # Causal attention makes the padding after <eos> (and the empty padding rows) harmless.
+    logits, _ = decoder(inputs, memory, memory_lengths, group=group)
+    log_probs = next_token_log_probs(logits.index_select(0, rows))  # (C, U+1, V)
+    token_log_probs = log_probs.gather(2, targets[..., None]).squeeze(2)  # (C, U+1)
     lengths = torch.tensor([len(s) + 1 for s in sequences], device=memory.device)
     real = lengths_to_mask(lengths, longest + 1)
     return token_log_probs.masked_fill(~real, 0.0).sum(dim=1)
