@@ -18,7 +18,7 @@ def random_experiment(tmp_path_factory):
     give hypotheses with words in them. Returns (exp_dir, model)."""
     from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
     from asr.data.manifest import Utterance, write_manifest
-    from asr.experiment import model_state
+    from asr.checkpoint import model_state
     from asr.model import ASRModel
     from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 

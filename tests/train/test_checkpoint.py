@@ -3,20 +3,20 @@ import json
 import pytest
 import torch
 
-from asr.train.checkpoint import BestCheckpoints, average_checkpoints, save_atomic
+from asr.checkpoint import BestCheckpoints, average_checkpoints, save_checkpoint
 from asr.train.optim import noam_factor
 
 
 def test_save_atomic_never_leaves_a_broken_file(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_atomic({"x": torch.tensor([1.0])}, path)
+    save_checkpoint({"x": torch.tensor([1.0])}, path)
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError):
-        save_atomic({"x": torch.tensor([2.0])}, path)
+        save_checkpoint({"x": torch.tensor([2.0])}, path)
     assert torch.load(path, weights_only=True)["x"].item() == 1.0  # the previous file is intact
 
 
