@@ -37,7 +37,7 @@ from asr.train.precision import resolve_precision
 from asr.train.state import TrainState, build_train_state
 from asr.train.step import train_step
 
-__all__ = ["TrainSummary", "TrainingError", "run", "train"]
+__all__ = ["Session", "TrainSummary", "TrainingError", "prepare", "run", "train"]
 
 
 @dataclass
@@ -106,7 +106,27 @@ def train(
         cleanup(ctx)
 
 
+@dataclass
+class Session:
+    """A prepared experiment: what ``run`` needs. Tests may swap ``data`` to inject faults."""
+
+    state: TrainState
+    data: TrainData
+    hooks: TrainHooks
+
+
 def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> TrainSummary:
+    session = prepare(config, exp_dir, ctx, console)
+    last_loss = run(session.state, session.data, session.hooks)
+    best = session.hooks.best.entries
+    position = session.state.position
+    return TrainSummary(
+        position.step, position.epoch, position.nonfinite_total, last_loss, best[0] if best else None, session.state.model
+    )
+
+
+def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
+    """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
     precision = resolve_precision(config.train.precision, ctx.device)
     log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main)
     resume = _start(config, exp_dir, ctx, console, log)
@@ -124,10 +144,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
-    last_loss = run(state, TrainData(config, tokenizer, ctx, console), hooks)
-    best_dev = hooks.best.entries[0] if hooks.best.entries else None
-    position = state.position
-    return TrainSummary(position.step, position.epoch, position.nonfinite_total, last_loss, best_dev, model)
+    return Session(state, TrainData(config, tokenizer, ctx, console), hooks)
 
 
 def _last_path(exp_dir: Path) -> Path:
