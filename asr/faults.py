@@ -3,7 +3,7 @@ file survives a crash there and that a resumed run is exact.
 
 ``ASR_KILL_AT=name`` kills the process the first time it reaches ``kill_point(name)``;
 ``ASR_KILL_AT=name:N`` the N-th time. Points: ``step`` (after an update, before its hooks),
-``valid`` (inside validation), ``best`` (between saving a best checkpoint and its index),
+``valid`` (inside a validation, after its first batch), ``best`` (between saving a best checkpoint and its index),
 ``checkpoint`` (inside a checkpoint write, before the rename), ``average`` (while averaging).
 Without the variable, ``kill_point`` does nothing.
 """
