@@ -105,7 +105,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file: all mean the same here
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        text = str(err).strip()
+        reason = text.splitlines()[0].split(". ")[0][:120] if text else type(err).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (empty, truncated or corrupt: {reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an asr checkpoint (no 'model' entry)")

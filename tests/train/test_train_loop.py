@@ -121,3 +121,42 @@ def test_resuming_with_a_different_model_is_refused(toy_corpus, tmp_path):
     train(_config(toy_corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
     with pytest.raises(TrainingError, match=r"model\.d_model=32 but the config says 48"):
         train(_config(toy_corpus, "train.max_steps=2", "model.d_model=48"), exp, device="cpu", console=QUIET)
+
+
+def _other_tokenizer(corpus, directory):
+    """A tokenizer with the same vocabulary size as the corpus's, but other pieces (BPE, not unigram)."""
+    from asr.text.tokenizer import train_tokenizer
+
+    return train_tokenizer([corpus["manifest"]], directory / "tokenizer", vocab_size=40, model_type="bpe")
+
+
+def test_a_tokenizer_changed_after_a_failed_first_attempt_is_refused(toy_corpus, tmp_path):
+    import shutil
+
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(toy_corpus["tokenizer"], tokenizer)
+    corpus = {**toy_corpus, "tokenizer": tokenizer}
+    exp = tmp_path / "exp"
+    with pytest.raises(FileNotFoundError):  # the first attempt dies after copying the tokenizer
+        train(_config(corpus, "train.max_steps=1", f"data.dev_manifest={tmp_path / 'missing.jsonl'}"), exp, device="cpu", console=QUIET)
+    assert (exp / "tokenizer" / "tokenizer.model").is_file()
+    other = _other_tokenizer(toy_corpus, tmp_path / "other")
+    assert other.vocab_size == 40
+    shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", tokenizer / "tokenizer.model")
+    with pytest.raises(TrainingError, match=r"data.tokenizer=.* differs from .*exp/tokenizer, the tokenizer this experiment started with"):
+        train(_config(corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
+
+
+def test_resuming_with_another_tokenizer_in_both_places_is_refused_by_the_checkpoint(toy_corpus, tmp_path):
+    import shutil
+
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(toy_corpus["tokenizer"], tokenizer)
+    corpus = {**toy_corpus, "tokenizer": tokenizer}
+    exp = tmp_path / "exp"
+    train(_config(corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
+    _other_tokenizer(toy_corpus, tmp_path / "other")
+    for target in (tokenizer, exp / "tokenizer"):  # same vocabulary size, other pieces
+        shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", target / "tokenizer.model")
+    with pytest.raises(ValueError, match=r"last\.pt was trained with a different tokenizer than"):
+        train(_config(corpus, "train.max_steps=2"), exp, device="cpu", console=QUIET)
