@@ -15,6 +15,7 @@ import torchaudio
 from torch import nn
 
 from asr.config import FeatureConfig
+from asr.nn.masks import lengths_to_mask
 
 # Added to the mel power before the log. It bounds digital silence (zero padding, trimmed
 # recordings) to log(1e-6) ~ -13.8 instead of -23 for a 1e-10 floor, so that exact zeros do not
@@ -71,7 +72,7 @@ class LogMel(nn.Module):
             power = self.mel(waves)  # (B, n_mels, T)
             feats = torch.log(power + LOG_OFFSET).transpose(1, 2)  # (B, T, n_mels)
         feat_lengths = self.output_lengths(lengths)
-        valid = torch.arange(feats.size(1), device=feats.device) < feat_lengths[:, None]  # (B, T)
+        valid = lengths_to_mask(feat_lengths, feats.size(1))  # (B, T)
         return feats.masked_fill(~valid[..., None], 0.0), feat_lengths
 
 
@@ -98,6 +99,6 @@ class GlobalCMVN(nn.Module):
 
     def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, F) features, (B,) lengths -> (B, T, F) normalised; padded frames stay 0."""
-        valid = torch.arange(feats.size(1), device=feats.device) < feat_lengths[:, None]  # (B, T)
+        valid = lengths_to_mask(feat_lengths, feats.size(1))  # (B, T)
         normalised = (feats - self.mean) / self.std
         return normalised.masked_fill(~valid[..., None], 0.0)
