@@ -10,7 +10,7 @@ bf16 goes through the same precision guard as `asr train`: on a CPU without nati
 fp32, and the precision column says so ("bf16->fp32").
 
 Usage: .venv/bin/python bench/train_speed.py [--configs tiny,transformer_100h]
-       [--precisions fp32,bf16] [--seconds 10] [--batch 16] [--steps 3] [--accum 1]
+       [--precisions fp32,bf16] [--seconds 10] [--batch 16] [--tokens 0] [--steps 3] [--accum 1]
        [--device cpu|cuda] [--json FILE]
 """
 
@@ -58,9 +58,10 @@ def sgemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> floa
     return 2 * size**3 / best / 1e9
 
 
-def synthetic_batch(seconds: float, batch: int, vocab: int, sample_rate: int) -> Batch:
+def synthetic_batch(seconds: float, batch: int, vocab: int, sample_rate: int, tokens: int = 0) -> Batch:
+    """``batch`` noise utterances of ``seconds`` with ``tokens`` random targets (0: 3 per second)."""
     samples = int(seconds * sample_rate)
-    tokens = max(1, int(seconds * TOKENS_PER_SECOND))
+    tokens = tokens or max(1, int(seconds * TOKENS_PER_SECOND))
     generator = torch.Generator().manual_seed(0)
     return Batch(
         ids=[f"utt{i}" for i in range(batch)],
@@ -95,7 +96,8 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
     torch.manual_seed(0)
     model = ASRModel(config, VOCAB.get(name, 5000))
     state = build_train_state(config, model, device, used.used)
-    batches = [synthetic_batch(args.seconds, args.batch, model.vocab_size, config.features.sample_rate)] * args.accum
+    batch = synthetic_batch(args.seconds, args.batch, model.vocab_size, config.features.sample_rate, args.tokens)
+    batches = [batch] * args.accum
     with FlopCounterMode(display=False) as counter:  # also the warm-up step (allocator, kernels)
         train_step(state, batches)
     flops = counter.get_total_flops()
@@ -158,6 +160,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each synthetic utterance")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--tokens", type=int, default=0, help="target tokens per utterance (0: 3 per second)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--accum", type=int, default=1, help="micro-batches per update (train.accum_steps)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
