@@ -3,7 +3,8 @@
 Times ``asr.train.step.train_step`` itself (frontend, joint CTC/attention loss, backward, gradient
 clipping, grad scaler, AdamW and schedule) for each config and precision. Next to every figure it
 prints the CPU model and capability, the FLOP-bound time (the step's matmul/conv FLOPs, counted by
-torch.utils.flop_counter, over the sgemm peak measured in the same run) and the share of that peak
+torch.utils.flop_counter, over the matmul peak of that precision measured in the same run; for
+fp32 that is the sgemm peak) and the share of that peak
 reached, and the peak resident memory during the timed steps.
 
 bf16 goes through the same precision guard as `asr train`: on a CPU without native bf16 it runs
@@ -44,9 +45,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def sgemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 matmul rate in GFLOP/s (best of ``repeats``), the reference for 'share of peak'."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
+    """Measured matmul rate in GFLOP/s (best of ``repeats``; fp32 = sgemm), the reference for
+    'share of peak'. Measured right before each figure: on a shared machine the rate varies."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -90,7 +93,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device, peak: float) -> dict:
+def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device) -> dict:
     config = load_config(CONFIGS / f"{name}.yaml", [f"train.precision={precision}", f"train.accum_steps={args.accum}"])
     used = resolve_precision(precision, device)
     torch.manual_seed(0)
@@ -101,6 +104,7 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
     with FlopCounterMode(display=False) as counter:  # also the warm-up step (allocator, kernels)
         train_step(state, batches)
     flops = counter.get_total_flops()
+    peak = gemm_peak(device, {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[used.used])
     synchronize(device)
     peak_rss_reset()
     start = time.perf_counter()
@@ -126,7 +130,7 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
         "audio_seconds_per_second": utterances * args.seconds / elapsed,
         "parameters_millions": sum(p.numel() for p in model.parameters()) / 1e6,
         "step_gflop": flops / 1e9,
-        "sgemm_peak_gflops": peak,
+        "gemm_peak_gflops": peak,  # of the precision used (fp32: sgemm)
         "flop_bound_seconds": flop_bound,
         "share_of_peak": flop_bound / elapsed,
         "peak_rss_mb": peak_rss_mb(),
@@ -138,17 +142,17 @@ def print_table(results: list[dict], args: argparse.Namespace, device: torch.dev
     first = results[0]
     title = (
         f"train_step throughput ({device}; {first['cpu']}, {first['cpu_capability']}; {first['threads']} threads; "
-        f"batch {args.batch} x {args.seconds:g} s, accum {args.accum}; sgemm peak {first['sgemm_peak_gflops']:.0f} GFLOP/s)"
+        f"batch {args.batch} x {args.seconds:g} s, accum {args.accum}; 'of peak': of the measured gemm peak of that precision)"
     )
     table = Table(title=title)
-    columns = ("config", "params (M)", "precision", "step (s)", "FLOP-bound (s)", "of peak", "utt/s", "audio s/s", "peak RSS (MB)", "cpu capability")
+    columns = ("config", "params (M)", "precision", "step (s)", "GFLOP", "gemm peak (GFLOP/s)", "FLOP-bound (s)", "of peak", "utt/s", "audio s/s", "peak RSS (MB)", "cpu capability")
     for column in columns:
         table.add_column(column, justify="right")
     for r in results:
         shown = r["precision"] if r["precision_used"] == r["precision"] else f"{r['precision']}->{r['precision_used']}"
         table.add_row(
-            r["config"], f"{r['parameters_millions']:.1f}", shown, f"{r['step_seconds']:.3f}",
-            f"{r['flop_bound_seconds']:.3f}", f"{100 * r['share_of_peak']:.0f}%", f"{r['utterances_per_second']:.1f}",
+            r["config"], f"{r['parameters_millions']:.1f}", shown, f"{r['step_seconds']:.3f}", f"{r['step_gflop']:.1f}",
+            f"{r['gemm_peak_gflops']:.0f}", f"{r['flop_bound_seconds']:.3f}", f"{100 * r['share_of_peak']:.0f}%", f"{r['utterances_per_second']:.1f}",
             f"{r['audio_seconds_per_second']:.1f}", f"{r['peak_rss_mb']:.0f}", r["cpu_capability"],
         )  # fmt: skip
     Console(width=200).print(table)
@@ -167,9 +171,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
-    peak = sgemm_peak(device)
     results = [
-        measure(name, precision, args, device, peak)
+        measure(name, precision, args, device)
         for name in args.configs.split(",")
         for precision in args.precisions.split(",")
     ]
