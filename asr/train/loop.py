@@ -23,7 +23,8 @@ from asr import experiment as exp_files
 from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.batching import DurationBatchSampler
 from asr.data.dataset import SpeechDataset, collate
-from asr.data.manifest import Utterance, read_manifest
+from asr.data.manifest import Utterance
+from asr.data.screen import usable_utterances
 from asr.features import GlobalCMVN, compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.model import ASRModel, Losses
 from asr.text.tokenizer import MODEL_FILE, Tokenizer
@@ -87,6 +88,9 @@ class _Window:
         }
 
 
+TRAIN_REJECTED = "train.rejected.tsv"  # training utterances left out for their audio
+DEV_REJECTED = "dev.rejected.tsv"
+
 # Sections that must not change when an experiment is resumed with another config.
 _FROZEN_SECTIONS = ("data", "features", "model")
 
@@ -113,7 +117,7 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             Tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
         if not (exp_dir / exp_files.CMVN).is_file():
             mean, var = compute_cmvn_stats(
-                read_manifest(config.data.train_manifest),
+                usable_utterances(config.data.train_manifest, exp_dir / TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
                 max_utterances=config.features.cmvn_max_utterances,
                 num_workers=config.data.num_workers,
@@ -124,8 +128,12 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
     return Tokenizer(exp_dir / exp_files.TOKENIZER)
 
 
-def _training_utterances(config: ExperimentConfig, console: Console, ctx: DistContext) -> list[Utterance]:
-    utterances = read_manifest(config.data.train_manifest)
+def _training_utterances(config: ExperimentConfig, console: Console, ctx: DistContext, exp_dir: Path) -> list[Utterance]:
+    # Unusable audio (NaN, silence, truncation) is left out and listed in exp/train.rejected.tsv.
+    utterances = usable_utterances(
+        config.data.train_manifest, exp_dir / TRAIN_REJECTED, config.data.num_workers,
+        console if ctx.is_main else None,
+    )
     kept = [u for u in utterances if u.duration <= config.data.max_duration]
     if ctx.is_main and len(kept) < len(utterances):
         console.print(
@@ -203,7 +211,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         else model
     )
 
-    utterances = _training_utterances(config, console, ctx)
+    utterances = _training_utterances(config, console, ctx, exp_dir)
     dataset = SpeechDataset(
         utterances,
         tokenizer,
@@ -219,7 +227,9 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         world_size=ctx.world_size,
         bucket_size=config.data.bucket_size,
     )
-    dev_utterances = read_manifest(config.data.dev_manifest) if config.data.dev_manifest else []
+    dev_utterances = usable_utterances(
+        config.data.dev_manifest, exp_dir / DEV_REJECTED, config.data.num_workers, console if ctx.is_main else None
+    ) if config.data.dev_manifest else []
     if cfg.valid_max_utterances and len(dev_utterances) > cfg.valid_max_utterances:
         dev_utterances = dev_utterances[: cfg.valid_max_utterances]
     best = BestCheckpoints(exp_files.checkpoint_dir(exp_dir), cfg.keep_best)
