@@ -13,6 +13,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.memory import require
+
 
 class AudioError(ValueError):
     """An audio file that is missing or cannot be decoded; the message names the file."""
@@ -94,7 +96,13 @@ def load_audio(
     ``expect_speech``: either would otherwise give an empty transcript or NaN statistics.
     """
     path = Path(path)
-    _check_exists(path)
+    frames, rate, channels = audio_info(path)
+    resampled = frames * (sample_rate or rate) // max(1, rate)
+    require(  # data, its mono mix and the resampled copy, in float32
+        4 * (frames * channels + frames + 2 * resampled),
+        f"loading {path} ({frames / max(1, rate) / 3600:.2f} hours of audio)",
+        "split the file into shorter ones",
+    )
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
     except (sf.SoundFileError, RuntimeError) as err:
