@@ -15,7 +15,7 @@ from asr.data import download
 from asr.data.download import CHECKSUMS, DownloadError, download_subset, extract_tar
 from asr.data.librispeech import prepare_librispeech
 from asr.data.manifest import read_manifest
-from asr.data.synthetic import make_librispeech_tree
+from librispeech_tree import make_librispeech_tree
 
 QUIET = Console(quiet=True)
 
