@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from asr.data.download import COMPLETE_MARKER
+
 SAMPLE_RATE = 16000
 
 
@@ -30,13 +32,15 @@ def make_librispeech_tree(
     utterances: Sequence[tuple[str, str, str, torch.Tensor | np.ndarray | None]],
     sample_rate: int = SAMPLE_RATE,
     float_wav: bool = False,
+    complete: bool = True,
 ) -> Path:
     """Write ``(speaker, chapter, text, waveform)`` utterances as ``root/LibriSpeech/<subset>``.
 
     Utterances of one speaker and chapter are numbered in the order given: ``<spk>-<chap>-0000``,
     ``-0001``, ... A waveform of None becomes a 1 s tone. Texts are written as given (not
     normalised), and an empty text gives a line holding only the id. Audio is 16-bit FLAC, or
-with ``float_wav`` 32-bit float WAV (which can hold NaN and Inf). Returns the subset folder.
+with ``float_wav`` 32-bit float WAV (which can hold NaN and Inf). With ``complete`` the subset
+gets its completion marker, as a finished extraction leaves. Returns the subset folder.
     """
     subset_dir = Path(root) / "LibriSpeech" / subset
     lines: dict[Path, list[str]] = defaultdict(list)
@@ -53,4 +57,6 @@ with ``float_wav`` 32-bit float WAV (which can hold NaN and Inf). Returns the su
         lines[transcript].append(f"{utt_id} {text}".rstrip())
     for transcript, content in lines.items():
         transcript.write_text("\n".join(content) + "\n")
+    if complete:
+        (subset_dir / COMPLETE_MARKER).write_text("")
     return subset_dir

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from asr import files
 from asr.audio import NONFINITE, SILENT, scan_file
-from asr.data.download import OFFICIAL_URL, SUBSETS, download_subset
+from asr.data.download import COMPLETE_MARKER, OFFICIAL_URL, SUBSETS, download_subset
 from asr.data.manifest import Utterance, write_manifest
 from asr.text.normalize import normalize_text
 
@@ -82,6 +82,12 @@ def find_subset(root: str | Path, subset: str) -> Path:
         raise PrepareError(f"LibriSpeech root {root} not found; use --download to fetch the data")
     for candidate in (root / "LibriSpeech" / subset, root / subset):
         if candidate.is_dir():
+            if not (candidate / COMPLETE_MARKER).is_file():
+                raise PrepareError(
+                    f"subset {subset} in {candidate} has no completion marker ({COMPLETE_MARKER}), so it "
+                    f"may be half-extracted; use --download to extract it again, or, if you unpacked it "
+                    f"completely yourself, create {candidate / COMPLETE_MARKER}"
+                )
             return candidate
     if (root / "LibriSpeech").is_dir():
         where = f"{root / 'LibriSpeech'} (expected {root / 'LibriSpeech' / subset})"

@@ -30,6 +30,7 @@ from rich.console import Console
 
 from asr import files
 from asr.audio import load_audio
+from asr.data.download import mark_complete
 from asr.progress import counting_progress
 
 SAMPLE_RATE = 16000
@@ -255,6 +256,8 @@ def make_synthetic_corpus(
     files.write_json(corpus / MARKER, {"params": params, "complete": False}, indent=None)
     _speak_all(exe, jobs, num_workers, console)
     _write_transcripts(jobs, corpus, speakers)
+    for split in SPLITS:
+        mark_complete(corpus / split)
     files.write_json(corpus / MARKER, {"params": params, "complete": True}, indent=None)
     console.print(f"synthetic corpus: {len(speakers)} speakers, {len(jobs)} utterances in {corpus}")
     return Path(out_dir)

@@ -57,7 +57,8 @@ def test_layout_audio_and_transcripts(corpus: Path):
     speakers = {}
     for split, count in (("train", 2), ("dev", 1), ("test", 1)):
         folder = corpus / "LibriSpeech" / split
-        speaker_dirs = sorted(p for p in folder.iterdir())
+        speaker_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
+        assert (folder / ".complete").is_file()
         assert len(speaker_dirs) == count
         for speaker_dir in speaker_dirs:
             assert speaker_dir.name.isdigit()
