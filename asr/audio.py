@@ -6,6 +6,7 @@ torchcodec, which is an extra native dependency; libsndfile reads WAV, FLAC and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
     path = Path(path)
     _check_exists(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: any file name, UTF-8 or not
     except (sf.SoundFileError, RuntimeError) as err:
         raise AudioError(f"{path}: cannot read audio header ({err})") from None
     return info.frames, info.samplerate, info.channels
@@ -104,7 +105,7 @@ def load_audio(
         "split the file into shorter ones",
     )
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+        data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)  # (samples, channels)
     except (sf.SoundFileError, RuntimeError) as err:
         raise AudioError(f"{path}: cannot decode audio ({err})") from None
     waveform = torch.from_numpy(data).mean(dim=1)  # (samples,)

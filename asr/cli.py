@@ -52,10 +52,15 @@ def _user_errors(func: Callable) -> Callable:
             # (also a RuntimeError) carries a command's own exit status: both pass through.
             if isinstance(err, RuntimeError) and not type(err).__module__.startswith("asr."):
                 raise
-            console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(printable(str(err)))}", soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 # --------------------------------------------------------------------------- prepare
@@ -212,7 +217,7 @@ def decode(
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
     for utt_id, why in summary.rejected:
-        console.print(f"[red]error:[/red] {escape(utt_id)}: {escape(why)}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(printable(utt_id))}: {escape(printable(why))}", soft_wrap=True)
     if summary.rejected:
         console.print(f"{len(summary.rejected)} utterance(s) not decoded, listed in {escape(str(out))}/rejected.tsv")
         raise typer.Exit(1)
@@ -243,8 +248,8 @@ def transcribe(
     if output_format not in ("plain", "json"):
         raise ValueError(f"--format {output_format!r} is not one of plain, json")
     check_segment_seconds(segment_seconds)
-    if out is not None and out.is_dir():
-        raise ValueError(f"--out {out}: is a directory; give a file name")
+    if out is not None:
+        files.check_writable_file(out)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
     lines = []

@@ -106,6 +106,47 @@ def copy_file(src: str | Path, dst: str | Path) -> None:
         shutil.copyfile(src, tmp)
 
 
+def check_writable_dir(path: str | Path, target: str | Path | None = None) -> Path:
+    """Prove that folder ``path`` could be created (if missing) and written, before long work
+    whose results would go there; an OutputPathError names it (or ``target``, the output inside
+    it) otherwise. Creates nothing."""
+    path = Path(os.path.abspath(path))
+    named = Path(target) if target is not None else path
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "it is a file, not a directory" if existing == named else "a parent is a file, not a directory"
+        raise OutputPathError(f"{named}: cannot write ({where}); choose another output path")
+    probe = _temp_name(existing / "write-probe")
+    try:
+        probe.write_bytes(b"")
+    except OSError as err:
+        disk_full_or_raise(err, named)
+        raise
+    finally:
+        _remove(probe)
+    return path
+
+
+def check_writable_file(path: str | Path) -> Path:
+    """Fail now, naming ``path``, if a file could not be written (or a folder replaced) there."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: cannot write (it is a directory); choose another output path")
+    check_writable_dir(path.parent, path)
+    return path
+
+
+def check_replaceable_dir(path: str | Path) -> Path:
+    """Fail now, naming ``path``, if ``replaced_dir(path)`` could not put a folder there."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: cannot write (it is a file, not a directory); choose another output path")
+    check_writable_dir(path.parent, path)
+    return path
+
+
 def read_text(path: str | Path) -> str:
     """A UTF-8 text file's content, without a byte-order mark; not UTF-8 is an InputFileError."""
     path = Path(path)
@@ -140,7 +181,7 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
     old = path.with_name(f"{TEMP_PREFIX}old-{os.getpid()}-{path.name}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_dead_dirs(path)
+        sweep_dead(path.parent, path.name)
         tmp.mkdir()
         yield tmp
         if path.exists():
@@ -157,12 +198,20 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _sweep_dead_dirs(path: Path) -> None:
-    """Remove temporary folders for ``path`` left by processes that were killed."""
-    for leftover in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
+def sweep_dead(directory: str | Path, name: str = "") -> list[Path]:
+    """Remove the temporary files and folders in ``directory`` (not below it) that processes no
+    longer running left behind; with ``name``, only those for that target name. Safe while other
+    processes write there: a live writer's temporary name holds its pid."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    swept = []
+    for leftover in directory.glob(f"{TEMP_PREFIX}*-{name}" if name else f"{TEMP_PREFIX}*"):
         pid = leftover.name.removeprefix(TEMP_PREFIX).removeprefix("old-").split("-", 1)[0]
-        if leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else _remove(leftover)
+            swept.append(leftover)
+    return swept
 
 
 def _alive(pid: int) -> bool:
@@ -194,5 +243,7 @@ def _fsync(path: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    # Any OSError: failing to remove a temporary file (read-only or vanished folder) must not
+    # hide the error that made us remove it.
+    with contextlib.suppress(OSError):
         path.unlink()

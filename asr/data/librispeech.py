@@ -115,6 +115,7 @@ def prepare_librispeech(
     """
     console = console or Console()
     root, out_dir = Path(root), Path(out_dir)
+    files.check_writable_dir(out_dir)  # before downloads and scans, not after them
     if download:
         unknown = [s for s in subsets if s not in SUBSETS]
         if unknown:
@@ -128,6 +129,7 @@ def prepare_librispeech(
                 download_subset(subset, root, base_url, console=console)
     # Find every subset before the (possibly long) scans, so a typo fails at once.
     folders = {subset: find_subset(root, subset) for subset in subsets}
+    files.sweep_dead(out_dir)  # temporary files of a killed earlier run
     return {
         subset: _prepare_subset(subset, folder, out_dir, num_workers, sample_rate, console)
         for subset, folder in folders.items()
@@ -231,7 +233,7 @@ def _probe(path: Path, sample_rate: int) -> tuple[int, int, str | None]:
     shorter length, so it is kept as such.
     """
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.SoundFileError, RuntimeError):
         return 0, 0, UNREADABLE
     with f:

@@ -11,6 +11,7 @@ manifest's SHA-256; a later run (a resume) reuses that list while the manifest i
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +30,7 @@ _HEADER = "# manifest sha256 "
 def audio_problem(utt: Utterance) -> str | None:
     """Why ``utt``'s audio cannot be trained on, or None (decodes the whole file)."""
     try:
-        f = sf.SoundFile(utt.audio)
+        f = sf.SoundFile(os.fsencode(utt.audio))
     except (sf.SoundFileError, RuntimeError, OSError):
         return UNREADABLE
     with f:

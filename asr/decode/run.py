@@ -134,6 +134,7 @@ def decode_manifest(
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     utterances = read_manifest(manifest)
+    _check_output_dir(Path(out_dir))  # before decoding, not after it
     rate = config.features.sample_rate
     batches = duration_batches(utterances, options.batch_size)
     if batches:  # the first batch holds the longest utterances: refuse now rather than later
@@ -157,6 +158,17 @@ def decode_manifest(
             files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
         wer = _score(utterances, texts, tmp, console)
     return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, Path(out_dir), run.rejected)
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """``out_dir`` is replaced whole: it must be missing, empty or an earlier decode's output
+    (so a mistyped ``--out ~`` never deletes anything else)."""
+    files.check_replaceable_dir(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TIMING_NAME).is_file():
+        raise files.OutputPathError(
+            f"{out_dir}: exists and is not the output of an earlier decode (no {TIMING_NAME}); "
+            "decoding replaces its --out folder whole, so choose a new or empty one"
+        )
 
 
 def _decode_all(

@@ -70,6 +70,7 @@ def write_report(report: WerReport, out: str | Path) -> tuple[Path, Path]:
         json_path, text_path = out, out.with_name(out.stem + "." + ALIGNMENTS_NAME)
     else:
         json_path, text_path = out / JSON_NAME, out / ALIGNMENTS_NAME
+    files.sweep_dead(json_path.parent)  # temporary files of a killed earlier write
     # One line, not indented: per-word alignment triples would otherwise double its size.
     files.write_text(json_path, json.dumps(report.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
     files.write_text(text_path, format_report_text(report))

@@ -78,14 +78,11 @@ def train_tokenizer(
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model type {model_type!r} is not one of unigram, bpe")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():  # found out before training, not after
-        raise files.OutputPathError(f"{out_dir}: cannot write (it is a file, not a directory); choose another --out")
+    texts = [normalize_text(utt.text) for manifest in manifests for utt in read_manifest(manifest)]
+    files.check_writable_dir(out_dir)  # found out before training, not after
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
-        with text_file.open("w") as f:
-            for manifest in manifests:
-                for utt in read_manifest(manifest):
-                    f.write(normalize_text(utt.text) + "\n")
+        text_file.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
         try:
             spm.SentencePieceTrainer.train(
                 input=str(text_file),
