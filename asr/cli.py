@@ -260,6 +260,7 @@ def transcribe(
             lines.append(f"{result.path}\t{result.text}")
     text = "\n".join(lines) + ("\n" if lines else "")
     if out:
+        files.sweep_dead(out.parent, out.name)  # what a killed earlier run left
         files.write_text(out, text)
     else:
         sys.stdout.write(text)

@@ -142,7 +142,7 @@ def _prepare_subset(
     candidates, rejections = _scan(folder)
     probe = functools.partial(_probe, sample_rate=sample_rate)
     utterances = []
-    progress = counting_progress(console)
+    progress = counting_progress(console, transient=True)  # the summary table follows
     # Threads suffice: libsndfile is called through cffi, which releases the GIL.
     with progress, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         task = progress.add_task(f"{subset}: reading audio", total=len(candidates))
