@@ -160,7 +160,7 @@ class ExperimentConfig:
 # from asking for more memory than any machine has.
 RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
     "DataConfig": {
-        "max_batch_seconds": _POSITIVE, "max_duration": _POSITIVE,
+        "max_batch_seconds": (0.0, 36000.0, True), "max_duration": (0.0, 3600.0, True),
         "num_workers": _between(0, 64), "bucket_size": _at_least(1),
     },
     "FeatureConfig": {

@@ -115,6 +115,10 @@ def prepare_librispeech(
     """
     console = console or Console()
     root, out_dir = Path(root), Path(out_dir)
+    if not 1 <= num_workers <= 64:
+        raise PrepareError(f"--workers must be from 1 to 64, got {num_workers}")
+    if not 1000 <= sample_rate <= 192000:
+        raise PrepareError(f"--sample-rate must be from 1000 to 192000 Hz, got {sample_rate}")
     files.check_writable_dir(out_dir)  # before downloads and scans, not after them
     if download:
         unknown = [s for s in subsets if s not in SUBSETS]

@@ -25,7 +25,6 @@ from asr.decode.options import DecodeOptions
 from asr.memory import require
 
 _FLOAT = 4  # bytes
-_COPIES = 3  # live temporaries per tensor (inputs, outputs, softmax/masks): a safe factor
 
 
 def decode_bytes(config: ExperimentConfig, vocab_size: int, options: DecodeOptions, batch: int, samples: int) -> int:
@@ -37,18 +36,20 @@ def decode_bytes(config: ExperimentConfig, vocab_size: int, options: DecodeOptio
     enc = config.model.encoder
     d_model, layers = config.model.d_model, config.model.decoder.layers
     time = frames // enc.subsampling + 1
-    front = batch * (samples + frames * (n_fft // 2 + 1) * 2 + enc.conv_channels * frames * feat.n_mels // 4)
-    encoder = batch * time * max(enc.heads * time, enc.ff_dim, d_model)
+    # Floats alive at once, each term times the copies its step keeps (input and output of an op,
+    # or the cache before and after a reorder).
+    front = 2 * batch * (samples + frames * (n_fft // 2 + 1) * 2 + enc.conv_channels * frames * feat.n_mels // 4)
+    encoder = 3 * batch * time * max(enc.heads * time, enc.ff_dim, d_model)
     group = 1 if options.method in ("ctc_greedy", "attention_greedy") else options.beam
     hyps = batch * group
     tokens = max(1, int(options.max_length_ratio * time)) + 1
-    search = hyps * (2 * layers * (tokens + time) * d_model + vocab_size)
+    search = 2 * hyps * 2 * layers * (tokens + time) * d_model + 3 * hyps * vocab_size
     if options.method == "joint_beam":
         candidates = math.ceil(options.pre_beam_ratio * options.beam)
-        search += time * (2 * hyps * candidates + batch * vocab_size)
+        search += 3 * time * (2 * hyps * candidates + batch * vocab_size)
     if options.method == "attention_rescoring":
-        search += hyps * tokens * vocab_size + time * 2 * hyps * vocab_size
-    return _FLOAT * _COPIES * (front + encoder + search)
+        search += 3 * (hyps * tokens * vocab_size + time * 2 * hyps * vocab_size)
+    return _FLOAT * (front + encoder + search)
 
 
 def check_decode_memory(

@@ -215,6 +215,13 @@ def test_prepare_synthetic_counts_out_of_range(tmp_path, option, value):
     assert not (tmp_path / "corpus").exists()
 
 
+@pytest.mark.parametrize("option, value", [("--workers", "0"), ("--workers", "100000"), ("--sample-rate", "-16000")])
+def test_prepare_librispeech_options_out_of_range(world, tmp_path, option, value):
+    args = ["prepare", "librispeech", "--root", world.root, "--subsets", "test", "--out", tmp_path / "m", option, value]
+    assert_one_line_error(asr(*args), option, value)
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("best", ["-2", "0"])
 def test_average_best_must_be_positive(copy_exp, best):
     exp = copy_exp()
