@@ -15,7 +15,7 @@ def test_the_estimate_grows_with_batch_beam_and_length():
     base = decode_bytes(CONFIG, 5000, DecodeOptions(beam=10, batch_size=8), 8, TEN_SECONDS)
     assert decode_bytes(CONFIG, 5000, DecodeOptions(beam=10), 16, TEN_SECONDS) > 1.9 * base
     assert decode_bytes(CONFIG, 5000, DecodeOptions(beam=20), 8, TEN_SECONDS) > 1.5 * base  # the search part: beam^2 in joint CTC
-    assert decode_bytes(CONFIG, 5000, DecodeOptions(beam=10), 8, 2 * TEN_SECONDS) > 2 * base  # attention is T^2
+    assert decode_bytes(CONFIG, 5000, DecodeOptions(beam=10), 8, 2 * TEN_SECONDS) > 1.9 * base  # at least linear in T
     greedy = decode_bytes(CONFIG, 5000, DecodeOptions(method="ctc_greedy", beam=10), 8, TEN_SECONDS)
     assert greedy < base
 
