@@ -159,7 +159,7 @@ def average(
     out: Annotated[Optional[Path], typer.Option(help="Output file (default: <exp>/checkpoints/averaged.pt).")] = None,
 ) -> None:
     """Average the N best checkpoints into one model (decoding then uses it by default)."""
-    from asr.train.checkpoint import average_best
+    from asr.experiment import average_best
 
     if best < 1:
         raise ValueError(f"--best must be a number of checkpoints >= 1, got {best}")

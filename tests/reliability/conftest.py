@@ -1,6 +1,5 @@
 """Shared pieces of the fault and bad-input suite: one tiny world made once per session (a
-LibriSpeech-layout corpus, its manifests, a tokenizer and an experiment holding a small random
-model), a CLI runner, and the checks every test makes: the exit code, a one-line message without
+LibriSpeech-layout corpus, its manifests, and the tests' tiny random experiment), a CLI runner, and the checks every test makes: the exit code, a one-line message without
 a traceback, and that files written before are still there, byte for byte.
 
 Running commands in-process (typer's CliRunner) keeps the suite fast; the kill and memory-limit
@@ -21,15 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 from asr.cli import app
-from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
 from asr.data.librispeech import prepare_librispeech
-from asr.experiment import model_state
-from asr.model import ASRModel
-from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 from librispeech_tree import make_librispeech_tree
 
 RATE = 16000
@@ -56,7 +50,7 @@ class World:
     root: Path  # corpus root (LibriSpeech/train, LibriSpeech/test)
     manifests: Path  # prepared train.jsonl, test.jsonl
     tokenizer: Path
-    exp: Path  # tokenizer/, config.yaml-free experiment with checkpoints/last.pt
+    exp: Path  # tokenizer/ and checkpoints/last.pt of the tests' tiny random model
     config: Path  # a YAML config for `asr train` on this corpus
 
     @property
@@ -69,7 +63,7 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory, random_experiment) -> World:
     root = tmp_path_factory.mktemp("world")
     for subset, speakers in (("train", ("11", "12")), ("test", ("21",))):
         utterances = [
@@ -79,34 +73,17 @@ def world(tmp_path_factory) -> World:
         make_librispeech_tree(root, subset, utterances)
     manifests = root / "manifests"
     prepare_librispeech(root, ["train", "test"], manifests)
-    tokenizer = train_tokenizer([manifests / "train.jsonl"], root / "tokenizer", vocab_size=20)
-    exp = root / "exp"
-    torch.manual_seed(0)
-    config = ExperimentConfig(
-        features=FeatureConfig(n_mels=20),
-        model=ModelConfig(
-            d_model=16,
-            encoder=EncoderConfig(layers=1, heads=2, ff_dim=32, conv_channels=4),
-            decoder=DecoderConfig(layers=1, heads=2, ff_dim=32),
-        ),
-    )
-    model = ASRModel(config, tokenizer.vocab_size).eval()
-    with torch.no_grad():  # peaked outputs, rarely <eos>: hypotheses have words in them
-        model.decoder.output.weight.mul_(3.0)
-        model.decoder.output.bias[SOS_EOS_ID] -= 3.0
-        model.ctc.weight.mul_(4.0)
-    tokenizer.save(exp / "tokenizer")
-    (exp / "checkpoints").mkdir(parents=True)
-    torch.save(model_state(model), exp / "checkpoints" / "last.pt")
+    exp, _ = random_experiment(TEXTS, decoder_layers=1)  # the tests' one tiny model
+    tokenizer = exp / "tokenizer"
     yaml_config = root / "tiny.yaml"
     yaml_config.write_text(
         "data:\n"
         f"  train_manifest: {manifests / 'train.jsonl'}\n"
-        f"  tokenizer: {tokenizer.directory}\n"
+        f"  tokenizer: {tokenizer}\n"
         "  num_workers: 0\n  max_batch_seconds: 4\n"
         "train:\n  epochs: 1\n  max_steps: 1\n  log_every: 1\n  warmup_steps: 1\n"
     )
-    return World(root, manifests, tokenizer.directory, exp, yaml_config)
+    return World(root, manifests, tokenizer, exp, yaml_config)
 
 
 # --------------------------------------------------------------------------- running commands
