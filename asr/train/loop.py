@@ -22,7 +22,7 @@ from asr import files
 from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
-from asr.data.manifest import read_manifest
+from asr.data.screen import usable_utterances
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
@@ -146,7 +146,7 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
-    return Session(state, TrainData(config, tokenizer, ctx, console), hooks)
+    return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
 
 
 def _last_path(exp_dir: Path) -> Path:
@@ -221,8 +221,8 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(
-                read_manifest(config.data.train_manifest),
+            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
+                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
                 max_utterances=config.features.cmvn_max_utterances,
                 num_workers=config.data.num_workers,
