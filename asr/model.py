@@ -109,6 +109,3 @@ class ASRModel(nn.Module):
         correct = ((logits.argmax(-1) == targets) & scored).sum()
         return Losses(loss, ctc_loss, att_loss, int(correct), int(scored.sum()), batch)
 
-
-def build_model(config: ExperimentConfig, vocab_size: int) -> ASRModel:
-    return ASRModel(config, vocab_size)

@@ -54,7 +54,7 @@ def random_experiment(tmp_path_factory, tiny_model):
     random model (the ``tiny_model`` fixture's) whose outputs are peaked and rarely <eos>, so
     that searches give hypotheses with words in them. Returns (exp_dir, model)."""
     from asr.data.manifest import Utterance, write_manifest
-    from asr.experiment import model_state
+    from asr.checkpoint import model_state
     from asr.text.tokenizer import train_tokenizer
 
     def make(texts: list[str], **model_options):
