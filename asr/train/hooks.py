@@ -96,8 +96,8 @@ class TrainHooks:
     # ------------------------------------------------------------------ the parts
 
     def save_last(self, state: TrainState) -> None:
-        if self.ctx.is_main:
-            save_checkpoint(state.to_checkpoint(), self.last_path)
+        if self.ctx.is_main:  # with the log's length, so that a resume can cut the log back to it
+            save_checkpoint({**state.to_checkpoint(), "log_records": self.log.count}, self.last_path)
         barrier(self.ctx)
 
     def validate(self, state: TrainState) -> dict | None:

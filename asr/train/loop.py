@@ -162,7 +162,7 @@ def _start(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         return None
     resume = load_checkpoint(last_path)
     _check_resumable(resume["config"], config, exp_dir)
-    log.cut_after(resume["position"]["step"])
+    log.cut_to(resume.get("log_records"), resume["position"]["step"])
     if ctx.is_main:
         console.print(f"resuming {exp_dir} from step {resume['position']['step']}")
     return resume
