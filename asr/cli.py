@@ -211,11 +211,14 @@ def decode(
 @_user_errors
 def transcribe(
     exp: Annotated[Path, typer.Option(help="Experiment folder (model, tokenizer, config).")],
-    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).")],
-    output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text) or json (one object per line).")] = "plain",
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output.")] = None,
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).", metavar="AUDIO...")],
+    output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text), json (one object per file, with words and n-best), tsv (one line per segment), srt or vtt (subtitles).")] = "plain",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output (srt/vtt of several files: a folder, one <name>.srt per file).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
-    segment_seconds: Annotated[float, typer.Option(help="Longer audio is cut into segments of at most this length.")] = 20.0,
+    segment_seconds: Annotated[Optional[float], typer.Option(help="Longest segment decoded at once (default: the longest training utterance; longer is warned about).", show_default=False)] = None,
+    vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
+    nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
+    timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences from CTC forced alignment.")] = True,
     method: Method = "joint_beam",
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
@@ -225,30 +228,44 @@ def transcribe(
     batch_size: BatchSize = 8,
     device: Device = "auto",
 ) -> None:
-    """Transcribe audio files. A missing or unreadable file is reported; the others are still done."""
+    """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
+    from asr.formats import SUBTITLES, check_format
     from asr.train.distributed import pick_device
     from asr.transcribe import transcribe_files
 
-    if output_format not in ("plain", "json"):
-        raise ValueError(f"--format {output_format!r} is not one of plain, json")
+    check_format(output_format)
+    if output_format in SUBTITLES and len(audio) > 1 and out is None:
+        raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
-    results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
-    lines = []
-    for result in results:
-        if output_format == "json":
-            lines.append(json.dumps(result.to_json(), ensure_ascii=False))
-        elif result.error is None:
-            lines.append(f"{result.path}\t{result.text}")
-    text = "\n".join(lines) + ("\n" if lines else "")
-    if out:
-        out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    results = transcribe_files(
+        exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
+        timestamps=timestamps, vad=vad, device=pick_device(device), console=console,
+    )  # fmt: skip
+    _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]
     for result in failed:
         console.print(f"[red]error:[/red] {escape(result.error)}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _write_transcriptions(results: list, output_format: str, out: Optional[Path]) -> None:
+    from asr.files import write_text
+    from asr.formats import SUBTITLES, render, to_lines
+
+    if output_format not in SUBTITLES:
+        text = to_lines(results, output_format)
+    elif len(results) > 1:  # one subtitle file per audio file, in the folder --out
+        for result in results:
+            if result.error is None:
+                write_text(out / f"{Path(result.path).stem}.{output_format}", render(result, output_format))  # type: ignore[operator]
+        return
+    else:
+        text = render(results[0], output_format) if results[0].error is None else ""
+    if out:
+        write_text(out, text)
+    else:
+        sys.stdout.write(text)
 
 
 # --------------------------------------------------------------------------- score

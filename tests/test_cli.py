@@ -117,6 +117,7 @@ def _decode_args(tmp: Path) -> list[str]:
 def _transcribe_args(tmp: Path) -> list[str]:
     return ["transcribe", "--exp", tmp / "exp", tmp / "a.wav", tmp / "b.flac", "--format", "json",
             "--out", tmp / "out.jsonl", "--checkpoint", "averaged.pt", "--segment-seconds", "12.5",
+            "--nbest", "3", "--no-timestamps", "--no-vad",
             "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
             "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu"]  # fmt: skip
 
@@ -211,10 +212,10 @@ def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, mo
 
 
 def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
-    from asr.transcribe import Transcription
+    from asr.transcribe import Segment, Transcription
 
-    done = [Transcription(str(tmp_path / "a.wav"), "HELLO", 1.0, ["HELLO"]),
-            Transcription(str(tmp_path / "b.flac"), "", 0.5, [""])]  # fmt: skip
+    done = [Transcription(str(tmp_path / "a.wav"), "HELLO", 1.0, [Segment(0.0, 1.0, "HELLO")]),
+            Transcription(str(tmp_path / "b.flac"), "", 0.5, [Segment(0.0, 0.5, "")])]  # fmt: skip
     record = Recorder(done)
     monkeypatch.setattr(asr.transcribe, "transcribe_files", record)
     result = _invoke(_transcribe_args(tmp_path))
@@ -226,6 +227,7 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
         max_length_ratio=0.8, batch_size=5,
     )  # fmt: skip
     assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
+    assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"]) == (3, False, False)
     assert kwargs["device"] == torch.device("cpu")
     lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
     assert [json.loads(line) for line in lines] == [t.to_json() for t in done]
@@ -233,9 +235,9 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
 
 
 def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
-    from asr.transcribe import Transcription
+    from asr.transcribe import Segment, Transcription
 
-    done = [Transcription("a.wav", "HELLO THERE", 1.0, ["HELLO THERE"]), Transcription("b.wav", error="b.wav: file not found")]
+    done = [Transcription("a.wav", "HELLO THERE", 1.0, [Segment(0.0, 1.0, "HELLO THERE")]), Transcription("b.wav", error="b.wav: file not found")]
     monkeypatch.setattr(asr.transcribe, "transcribe_files", Recorder(done))
     result = _invoke(["transcribe", "--exp", tmp_path, "a.wav", "b.wav"])
     assert result.exit_code == 1  # one file failed
