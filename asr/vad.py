@@ -14,12 +14,14 @@ import torch
 from torch import Tensor
 
 FRAME_SECONDS = 0.01
+SILENCE_DB = -80.0  # frame energy (dB of full scale) that is never speech: digital silence
 
 
 def speech_frames(wave: Tensor, sample_rate: int, frame_seconds: float = FRAME_SECONDS, floor_db: float = 50.0) -> Tensor:
     """(S,) audio -> (F,) bool, True on frames whose energy is within ``floor_db`` of the loudest
     and above the noise floor: 10 dB over the quietest tenth of frames, or at most 10 dB under
-    the loudest (so audio with no pauses at all is still all speech)."""
+    the loudest (so audio with no pauses at all is still all speech), and never below
+    ``SILENCE_DB``."""
     frame = max(1, int(frame_seconds * sample_rate))
     count = wave.numel() // frame
     if count == 0:
@@ -28,7 +30,7 @@ def speech_frames(wave: Tensor, sample_rate: int, frame_seconds: float = FRAME_S
     db = 10 * torch.log10(energy.clamp(min=1e-10))  # (F,)
     loudest = float(db.max())
     noise = min(float(db.quantile(0.1)) + 10.0, loudest - 10.0)
-    return db > max(loudest - floor_db, noise)
+    return db > max(loudest - floor_db, noise, SILENCE_DB)
 
 
 def speech_regions(
