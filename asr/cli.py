@@ -179,6 +179,7 @@ LengthNorm = Annotated[Optional[bool], typer.Option("--length-norm/--no-length-n
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Normalizer = Annotated[str, typer.Option(help="Text normalisation before scoring: librispeech (upper case, English letters), english (Whisper-style output vs LibriSpeech references: numbers, contractions), unicode (any script) or none.")]
 
 
 @app.command()
@@ -195,6 +196,8 @@ def decode(
     length_norm: LengthNorm = None,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
+    nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
+    normalizer: Normalizer = "librispeech",
     device: Device = "auto",
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
@@ -203,7 +206,10 @@ def decode(
 
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
-    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
+    summary = decode_manifest(
+        exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
+        nbest=nbest, normalizer=normalizer,
+    )  # fmt: skip
     stdout.print(f"hypotheses written to {out}/hyp.txt (RTF {summary.rtf:.3f})")
 
 
@@ -274,17 +280,19 @@ def _write_transcriptions(results: list, output_format: str, out: Optional[Path]
 @app.command()
 @_user_errors
 def wer(
-    ref: Annotated[Path, typer.Argument(help="References: id<TAB>text file or JSONL manifest.")],
-    hyp: Annotated[Path, typer.Argument(help="Hypotheses: id<TAB>text file or JSONL manifest.")],
+    ref: Annotated[Path, typer.Argument(help="References: id<TAB>text, Kaldi 'id text' file or JSONL manifest.")],
+    hyp: Annotated[Path, typer.Argument(help="Hypotheses: id<TAB>text, Kaldi 'id text' file or JSONL manifest.")],
     out: Annotated[Optional[Path], typer.Option(help="Folder to write wer.json and alignments.txt into.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
     alignments: Annotated[int, typer.Option(help="Show this many utterances with errors, aligned.")] = 10,
     top: Annotated[int, typer.Option(help="Show this many of the most frequent confusions.")] = 10,
+    normalizer: Normalizer = "librispeech",
+    cer: Annotated[bool, typer.Option("--cer", help="Make the character error rate the primary metric (for scripts written without spaces).")] = False,
 ) -> None:
     """Word, character and sentence error rates, per speaker, with aligned errors (via jiwer)."""
     from asr.metrics import load_transcripts, print_report, score, write_report
 
-    report = score(load_transcripts(ref), load_transcripts(hyp))
+    report = score(load_transcripts(ref), load_transcripts(hyp), normalizer=normalizer, primary="cer" if cer else "wer")
     if json_output:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
     else:

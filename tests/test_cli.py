@@ -111,7 +111,8 @@ def _decode_args(tmp: Path) -> list[str]:
     return ["decode", "--exp", tmp / "exp", "--manifest", tmp / "test.jsonl", "--out", tmp / "out",
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
-            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1"]  # fmt: skip
+            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1", "--nbest", "4",
+            "--normalizer", "unicode"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
@@ -152,7 +153,7 @@ def _average_args(tmp: Path) -> list[str]:
 
 def _wer_args(tmp: Path) -> list[str]:
     return ["wer", tmp / "ref.txt", tmp / "hyp.txt", "--out", tmp / "report", "--json",
-            "--alignments", "3", "--top", "4"]  # fmt: skip
+            "--alignments", "3", "--top", "4", "--normalizer", "english", "--cer"]  # fmt: skip
 
 
 REACH_ARGS = {
@@ -191,6 +192,7 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     )  # fmt: skip
     assert kwargs["checkpoint"] == "step-7.pt"
     assert kwargs["device"] == torch.device("cuda", 1)
+    assert (kwargs["nbest"], kwargs["normalizer"]) == (4, "unicode")
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
 
 
@@ -365,6 +367,29 @@ def test_wer_json_prints_the_report_and_out_writes_wer_json(tmp_path):
     assert report["words"]["substitutions"] == 1 and report["num_utterances"] == 2
     written = json.loads((tmp_path / "report" / "wer.json").read_text())
     assert written["wer"] == pytest.approx(0.25)
+    assert (report["normalizer"], report["primary"]) == ("english", "cer")
+    assert report["utterances"][0]["ref"] == "the cat sat"  # the english rule: lower case
+
+
+def test_wer_reads_kaldi_text_files_and_scores_other_scripts_by_cer(tmp_path):
+    (tmp_path / "text").write_text("u1 你好世界\nu2 Привет мир\n")
+    (tmp_path / "hyp").write_text("u1 你好世间\nu2 привет, мир!\n")
+    result = _invoke(["wer", tmp_path / "text", tmp_path / "hyp", "--normalizer", "unicode", "--cer", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["primary"] == "cer" and report["emptied"] == []
+    assert report["chars"]["errors"] == 1 and report["chars"]["reference_length"] == 4 + 10
+    tables = _invoke(["wer", tmp_path / "text", tmp_path / "hyp", "--normalizer", "unicode", "--cer"])
+    assert "Character error rate" in tables.stdout
+
+
+def test_wer_warns_when_normalisation_empties_transcripts(tmp_path):
+    (tmp_path / "text").write_text("u1 你好世界\nu2 HELLO\n")
+    (tmp_path / "hyp").write_text("u1 再见\nu2 HELLO\n")
+    result = _invoke(["wer", tmp_path / "text", tmp_path / "hyp"])  # the English default rule
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 transcript(s) became empty under the 'librispeech' normalizer" in text and "u1" in text
 
 
 def test_wer_alignments_and_top_reach_the_report(tmp_path, monkeypatch):
@@ -434,6 +459,21 @@ def _assert_one_line_error(result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_decode_nbest_writes_the_n_best_hypotheses_with_scores(experiment, tmp_path):
+    exp, manifest = experiment
+    result = _invoke(["decode", "--exp", exp, "--manifest", manifest, "--out", tmp_path / "out",
+                      "--method", "attention_beam", "--beam", "3", "--nbest", "3", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hyps = dict(line.split("\t") for line in (tmp_path / "out" / "hyp.txt").read_text().splitlines())
+    records = [json.loads(line) for line in (tmp_path / "out" / "nbest.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == list(hyps)
+    for record in records:
+        assert 1 < len(record["nbest"]) <= 3
+        assert record["nbest"][0]["text"] == hyps[record["id"]]
+        scores = [h["score"] for h in record["nbest"]]
+        assert scores == sorted(scores, reverse=True) and len({tuple(h["tokens"]) for h in record["nbest"]}) == len(scores)
 
 
 def test_missing_manifest_is_a_one_line_error(experiment, tmp_path):

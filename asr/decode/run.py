@@ -3,6 +3,7 @@
     out_dir/
       hyp.txt        id<TAB>text, in manifest order (what ``asr wer`` reads)
       scores.jsonl   one object per utterance: id, text, tokens, score, attention, ctc
+      nbest.jsonl    with nbest > 1: id and the n best hypotheses (text, tokens, scores), best first
       timing.json    audio seconds, decode seconds, real-time factor, method and options
       wer.json, alignments.txt   (asr.metrics) when the manifest has reference text
 
@@ -31,12 +32,15 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
+from asr.files import write_lines
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.progress import counting_progress
+from asr.text.normalize import get_normalizer
 from asr.text.tokenizer import Tokenizer
 
 HYP_NAME = "hyp.txt"
 SCORES_NAME = "scores.jsonl"
+NBEST_NAME = "nbest.jsonl"
 TIMING_NAME = "timing.json"
 
 
@@ -91,12 +95,16 @@ def decode_manifest(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     num_workers: int = 0,
+    nbest: int = 1,
+    normalizer: str = "librispeech",
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
     ``checkpoint`` is a file in exp_dir/checkpoints or a path (default: averaged, else last);
-    ``num_workers`` DataLoader processes read audio while the model decodes.
+    ``num_workers`` DataLoader processes read audio while the model decodes; ``nbest`` > 1
+    writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER report.
     """
+    _check_outputs(nbest, normalizer)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     utterances = read_manifest(manifest)
@@ -108,7 +116,7 @@ def decode_manifest(
         collate_fn=_collate,
         num_workers=num_workers,
     )
-    results: list[Hypothesis | None] = [None] * len(utterances)
+    results: list[list[Hypothesis]] = [[] for _ in utterances]
     samples = 0
     progress = counting_progress(console, _UtterancesPerSecond(), TimeElapsedColumn())
     start = time.perf_counter()
@@ -116,28 +124,16 @@ def decode_manifest(
         task = progress.add_task(f"decoding ({options.method})", total=len(utterances))
         for indices, waves, wave_lengths in loader:
             hyps = decode_batch(model, waves.to(device), wave_lengths.to(device), options)
-            for index, nbest in zip(indices, hyps):
-                results[index] = nbest[0]
+            for index, found in zip(indices, hyps):
+                results[index] = found[:nbest]
             samples += int(wave_lengths.sum())
             progress.advance(task, len(indices))
     decode_seconds = time.perf_counter() - start
     audio_seconds = samples / config.features.sample_rate
-
-    texts = _write_hypotheses(utterances, results, tokenizer, out_dir)  # type: ignore[arg-type]
-    rtf = decode_seconds / audio_seconds if audio_seconds > 0 else math.inf
-    timing = {
-        "utterances": len(utterances),
-        "audio_seconds": audio_seconds,
-        "decode_seconds": decode_seconds,
-        "rtf": rtf,
-        "utterances_per_second": len(utterances) / decode_seconds if decode_seconds > 0 else None,
-        "method": options.method,
-        "options": dataclasses.asdict(options),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "checkpoint": str(checkpoint) if checkpoint is not None else None,
-    }
-    (out_dir / TIMING_NAME).write_text(json.dumps(timing, indent=2) + "\n")
+    texts = _write_hypotheses(utterances, [found[0] for found in results], tokenizer, out_dir)
+    if nbest > 1:
+        _write_nbest(utterances, results, tokenizer, out_dir / NBEST_NAME)
+    rtf = _write_timing(out_dir, len(utterances), audio_seconds, decode_seconds, options, device, checkpoint)
     console.print(
         f"decoded {len(utterances)} utterances ({audio_seconds:.1f} s of audio) in "
         f"{decode_seconds:.1f} s: real-time factor {rtf:.3f}"
@@ -145,11 +141,40 @@ def decode_manifest(
 
     wer = None
     if any(utt.text for utt in utterances):
-        report = score(Transcripts.from_utterances(utterances), Transcripts(texts))
+        report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer=normalizer)
         write_report(report, out_dir)
         print_report(report, console)
         wer = report.wer
     return DecodeSummary(len(utterances), audio_seconds, decode_seconds, rtf, wer, out_dir)
+
+
+def _check_outputs(nbest: int, normalizer: str) -> None:
+    """Bad output options fail before decoding, not after."""
+    if nbest < 1:
+        raise ValueError(f"nbest must be at least 1, got {nbest}")
+    get_normalizer(normalizer)
+
+
+def _write_timing(
+    out_dir: Path, utterances: int, audio_seconds: float, decode_seconds: float, options: DecodeOptions,
+    device: str | torch.device, checkpoint: str | Path | None,
+) -> float:  # fmt: skip
+    """Write timing.json; return the real-time factor."""
+    rtf = decode_seconds / audio_seconds if audio_seconds > 0 else math.inf
+    timing = {
+        "utterances": utterances,
+        "audio_seconds": audio_seconds,
+        "decode_seconds": decode_seconds,
+        "rtf": rtf,
+        "utterances_per_second": utterances / decode_seconds if decode_seconds > 0 else None,
+        "method": options.method,
+        "options": dataclasses.asdict(options),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+    }
+    (out_dir / TIMING_NAME).write_text(json.dumps(timing, indent=2) + "\n")
+    return rtf
 
 
 def _write_hypotheses(
@@ -172,6 +197,20 @@ def _write_hypotheses(
             }
             score_file.write(json.dumps(record, ensure_ascii=False) + "\n")
     return texts
+
+
+def _write_nbest(
+    utterances: list[Utterance], results: list[list[Hypothesis]], tokenizer: Tokenizer, path: Path
+) -> None:
+    lines = []
+    for utt, found in zip(utterances, results):
+        entries = [
+            {"text": " ".join(tokenizer.decode(h.tokens).split()), "tokens": h.tokens, "score": _finite(h.score),
+             "attention": _finite(h.attention), "ctc": _finite(h.ctc)}
+            for h in found
+        ]  # fmt: skip
+        lines.append(json.dumps({"id": utt.id, "nbest": entries}, ensure_ascii=False))
+    write_lines(path, lines)
 
 
 def _finite(value: float | None) -> float | None:
