@@ -1,9 +1,11 @@
-"""The Python API: load a trained experiment once, then transcribe audio from files or memory.
+"""The Python API: load a trained experiment once, then transcribe audio from files or memory::
 
-    >>> import asr
-    >>> recognizer = asr.load("exp/100h")                     # doctest: +SKIP
-    >>> result = recognizer.transcribe("talk.flac", nbest=3)  # doctest: +SKIP
-    >>> result.text, result.confidence, result.words[0]      # doctest: +SKIP
+    import asr
+    recognizer = asr.load("exp/100h")               # or exp/100h/checkpoints/step-00012000.pt
+    result = recognizer.transcribe("talk.flac", nbest=3)
+    result.text, result.confidence, result.words[0], result.nbest[1].score
+
+(The README's example of the same runs as a doctest in the test suite.)
 
 Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the decoding
 options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest`` and
