@@ -14,22 +14,85 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.markup import escape
 
+# Commands in the order of the pipeline; others (added later) follow in registration order.
+PIPELINE = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
+            "librispeech", "synthetic", "kaldi", "jsonl"]  # fmt: skip
+
+
+def _user_type(param) -> str | None:
+    """The value a user types, in words: FILE, DIR, N, NUMBER, TEXT (or a declared metavar);
+    nothing for on/off flags. Typer would show Python types such as <list[Path]>."""
+    if getattr(param, "is_flag", False) or param.param_type_name == "argument":
+        return None  # a flag takes no value; an argument is shown by its name already
+    if param.metavar:
+        return param.metavar
+    desc = param.type_descriptor
+    name = "Path" if desc.is_path else param.bare_type().removeprefix("list[").removesuffix("]")
+    word = {"int": "N", "float": "NUMBER", "Path": "PATH", "str": "TEXT", "bool": "BOOL"}.get(name, name.upper())
+    return f"{word}..." if desc.is_list else word
+
+
+class _Group(TyperGroup):
+    """Lists commands in pipeline order, and shows user words for option values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in [self, *self.commands.values()]:
+            command.get_params = _with_user_types(command.get_params)  # type: ignore[method-assign]
+
+    def list_commands(self, ctx) -> list[str]:
+        rank = {name: i for i, name in enumerate(PIPELINE)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
+
+
+def _with_user_types(get_params: Callable) -> Callable:
+    """Wrap a command's ``get_params`` (which adds --help and completion) to show user words."""
+
+    def wrapped(ctx):
+        params = get_params(ctx)
+        for param in params:
+            word = _user_type(param)
+            param.display_type_rich = lambda ctx, word=word: word  # type: ignore[method-assign]
+        return params
+
+    return wrapped
+
+
+def _version(value: bool) -> None:
+    if value:
+        from asr import __version__
+
+        typer.echo(f"asr {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
+    cls=_Group,
     help="asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech "
     "recognisers on LibriSpeech.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
-prepare_app = typer.Typer(help="Prepare corpora: LibriSpeech manifests, or a synthetic corpus.", no_args_is_help=True)
-tokenizer_app = typer.Typer(help="Train a SentencePiece tokenizer.", no_args_is_help=True)
+prepare_app = typer.Typer(cls=_Group, help="Prepare corpora: LibriSpeech, a synthetic corpus, a Kaldi data directory or your own JSONL list.", no_args_is_help=True)
+tokenizer_app = typer.Typer(cls=_Group, help="Train a SentencePiece tokenizer.", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
 
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech recognisers."""
+
 console = Console(stderr=True)
 stdout = Console()
+
+Normalizer = Annotated[str, typer.Option(help="Text normalisation: librispeech (upper case, English letters), english (Whisper-style output vs LibriSpeech references: numbers, contractions), unicode (any script) or none.")]
 
 
 def _user_errors(func: Callable) -> Callable:
@@ -100,6 +163,38 @@ def prepare_synthetic(
         utterances_per_speaker=utterances, seed=seed, num_workers=workers, console=console,
     )
     stdout.print(f"synthetic corpus ready: {root} (subsets train, dev, test)")
+
+
+@prepare_app.command("kaldi")
+@_user_errors
+def prepare_kaldi(
+    data_dir: Annotated[Path, typer.Argument(help="Kaldi data directory: wav.scp and text, optionally utt2spk and segments.", metavar="DIR")],
+    out: Annotated[Path, typer.Option(help="Where to write <name>.jsonl and <name>.rejected.tsv (and cut segments).")] = Path("data/manifests"),
+    name: Annotated[Optional[str], typer.Option(help="Manifest name (default: the directory's name).", show_default=False)] = None,
+    normalizer: Normalizer = "librispeech",
+) -> None:
+    """Write a manifest from a Kaldi data directory (wav.scp, text, utt2spk, segments)."""
+    from asr.data.kaldi import prepare_kaldi as prepare
+    from asr.data.librispeech import print_summary
+
+    report = prepare(data_dir, out, name=name, normalizer=normalizer, console=console)
+    print_summary({report.subset: report}, stdout, title="Kaldi data directory")
+
+
+@prepare_app.command("jsonl")
+@_user_errors
+def prepare_jsonl(
+    manifest: Annotated[Path, typer.Argument(help="JSON lines with id, audio and text (speaker optional).", metavar="FILE")],
+    out: Annotated[Path, typer.Option(help="Where to write <name>.jsonl and <name>.rejected.tsv.")] = Path("data/manifests"),
+    name: Annotated[Optional[str], typer.Option(help="Manifest name (default: the file's name without .jsonl).", show_default=False)] = None,
+    normalizer: Normalizer = "librispeech",
+) -> None:
+    """Write a checked manifest from your own list of recordings (id, audio, text)."""
+    from asr.data.jsonl import prepare_jsonl as prepare
+    from asr.data.librispeech import print_summary
+
+    report = prepare(manifest, out, name=name, normalizer=normalizer, console=console)
+    print_summary({report.subset: report}, stdout, title="Manifest")
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -179,7 +274,6 @@ LengthNorm = Annotated[Optional[bool], typer.Option("--length-norm/--no-length-n
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-Normalizer = Annotated[str, typer.Option(help="Text normalisation before scoring: librispeech (upper case, English letters), english (Whisper-style output vs LibriSpeech references: numbers, contractions), unicode (any script) or none.")]
 
 
 @app.command()
@@ -217,7 +311,7 @@ def decode(
 @_user_errors
 def transcribe(
     exp: Annotated[Path, typer.Option(help="Experiment folder (model, tokenizer, config).")],
-    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).", metavar="AUDIO...")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).", metavar="AUDIO")],
     output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text), json (one object per file, with words and n-best), tsv (one line per segment), srt or vtt (subtitles).")] = "plain",
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output (srt/vtt of several files: a folder, one <name>.srt per file).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,

@@ -82,9 +82,32 @@ class Recorder:
 
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
-        ("prepare", "librispeech"), ("prepare", "synthetic"), ("tokenizer", "train"), ("train",),
-        ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
+        ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
     }  # fmt: skip
+
+
+def test_commands_are_listed_in_pipeline_order_and_help_shows_no_python_types():
+    text = ANSI.sub("", _invoke(["--help"]).output)
+    order = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer"]
+    positions = [re.search(rf"^\W*{name}\s", text, re.M).start() for name in order]
+    assert positions == sorted(positions), text
+    for path in COMMANDS:
+        text = ANSI.sub("", _invoke([*path, "--help"]).output)
+        assert not re.search(r"<(bool|int|float|str|path|list\[\w+\])>", text, re.I), (path, text)
+
+
+def test_version_prints_the_package_version():
+    import asr
+
+    result = _invoke(["--version"])
+    assert result.exit_code == 0 and result.stdout == f"asr {asr.__version__}\n"
+
+
+def test_shell_completion_is_available():
+    result = subprocess.run([str(ASR), "--show-completion", "bash"], capture_output=True, text=True, env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "complete -o default -F _asr_completion asr" in result.stdout
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=lambda p: " ".join(p) or "asr")
@@ -95,7 +118,7 @@ def test_help_of_every_command_exits_0_and_names_every_option(path):
     command = COMMANDS[path]
     assert (command.help or "").split("\n")[0].split(".")[0] in " ".join(text.split())
     for param in command.params:
-        names = [param.name] if param.param_type_name == "argument" else [*param.opts, *param.secondary_opts]
+        names = [param.metavar or param.name] if param.param_type_name == "argument" else [*param.opts, *param.secondary_opts]
         for name in names:
             assert name in text, f"{' '.join(path)} --help does not mention {name}"
     for name in getattr(command, "commands", {}):
@@ -156,7 +179,17 @@ def _wer_args(tmp: Path) -> list[str]:
             "--alignments", "3", "--top", "4", "--normalizer", "english", "--cer"]  # fmt: skip
 
 
+def _kaldi_args(tmp: Path) -> list[str]:
+    return ["prepare", "kaldi", tmp / "data" / "train", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
+
+
+def _jsonl_args(tmp: Path) -> list[str]:
+    return ["prepare", "jsonl", tmp / "list.jsonl", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
+
+
 REACH_ARGS = {
+    ("prepare", "kaldi"): _kaldi_args,
+    ("prepare", "jsonl"): _jsonl_args,
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
     ("train",): _train_args,
@@ -298,6 +331,25 @@ def test_prepare_librispeech_options_reach_the_library(tmp_path, monkeypatch):
     assert subsets == ["dev-clean", "test-other", "train-clean-100"]  # split, blanks dropped
     assert kwargs["download"] is True and kwargs["base_url"] == "http://mirror.example/12"
     assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000
+
+
+@pytest.mark.parametrize("command, module, function, make_args", [
+    ("kaldi", "asr.data.kaldi", "prepare_kaldi", _kaldi_args),
+    ("jsonl", "asr.data.jsonl", "prepare_jsonl", _jsonl_args),
+])  # fmt: skip
+def test_prepare_kaldi_and_jsonl_options_reach_the_library(tmp_path, monkeypatch, command, module, function, make_args):
+    import importlib
+
+    from asr.data.librispeech import PrepareReport
+
+    record = Recorder(PrepareReport("mine", 3, 0.01))
+    monkeypatch.setattr(importlib.import_module(module), function, record)
+    result = _invoke(make_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (source, out), kwargs = record.only_call
+    assert Path(source) == Path(make_args(tmp_path)[2]) and Path(out) == tmp_path / "m"
+    assert kwargs["name"] == "mine" and kwargs["normalizer"] == "unicode"
+    assert "mine" in result.stdout and "3" in result.stdout
 
 
 def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatch):
