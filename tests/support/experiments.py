@@ -17,7 +17,7 @@ import torch
 def make_random_experiment(root: Path, texts: list[str], decoder_layers: int = 1) -> Path:
     from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
     from asr.data.manifest import Utterance, write_manifest
-    from asr.experiment import model_state
+    from asr.checkpoint import model_state
     from asr.model import ASRModel
     from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 
