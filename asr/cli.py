@@ -207,11 +207,12 @@ def tokenizer_train(
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos>.")],
     out: Annotated[Path, typer.Option(help="Folder to write tokenizer.model into.")],
     model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
+    normalizer: Normalizer = "librispeech",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
     from asr.text.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
+    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type, normalizer)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
 
 

@@ -153,7 +153,7 @@ def _train_args(tmp: Path) -> list[str]:
 
 def _tokenizer_args(tmp: Path) -> list[str]:
     return ["tokenizer", "train", "--manifest", tmp / "a.jsonl", "--manifest", tmp / "b.jsonl",
-            "--vocab-size", "77", "--model-type", "bpe", "--out", tmp / "tok"]  # fmt: skip
+            "--vocab-size", "77", "--model-type", "bpe", "--out", tmp / "tok", "--normalizer", "unicode"]  # fmt: skip
 
 
 def _librispeech_args(tmp: Path) -> list[str]:
@@ -300,9 +300,9 @@ def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
     monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
     result = _invoke(_tokenizer_args(tmp_path))
     assert result.exit_code == 0, result.output
-    (manifests, out, vocab_size, model_type), _ = record.only_call
+    (manifests, out, vocab_size, model_type, normalizer), _ = record.only_call
     assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
-    assert (Path(out), vocab_size, model_type) == (tmp_path / "tok", 77, "bpe")
+    assert (Path(out), vocab_size, model_type, normalizer) == (tmp_path / "tok", 77, "bpe", "unicode")
 
 
 def test_tokenizer_train_end_to_end(tmp_path):
