@@ -215,7 +215,9 @@ def _decode_segments(
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
     encoded, enc_lengths = model.encode(waves.to(device), lengths.to(device))
     hyps = search_encoded(model, encoded, enc_lengths, options)
-    log_probs = model.ctc_log_probs(encoded) if timestamps else None  # (B, T', V)
+    # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
+    has_ctc = getattr(model, "ctc", None) is not None
+    log_probs = model.ctc_log_probs(encoded) if timestamps and has_ctc else None  # (B, T', V)
     clock = FrameClock.of(model)
     segments = []
     for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):

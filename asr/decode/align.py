@@ -26,6 +26,7 @@ from torch import Tensor
 from asr.text.tokenizer import BLANK_ID
 
 WORD_START = "\u2581"  # SentencePiece's word-boundary marker
+BYTE_BPE_SPACE = "\u0120"  # "Ġ": a leading space in byte-level BPE (Whisper's tokenizer)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def words_from_spans(
     tokens into its text); times are shifted by ``offset_seconds``, where the segment starts."""
     groups: list[list[TokenSpan]] = []
     for span, piece in zip(spans, pieces, strict=True):
-        if not groups or piece.startswith(WORD_START):
+        if not groups or piece.startswith((WORD_START, BYTE_BPE_SPACE, " ")):
             groups.append([])
         groups[-1].append(span)
     words = []
