@@ -79,8 +79,10 @@ app = typer.Typer(
 )
 prepare_app = typer.Typer(cls=_Group, help="Prepare corpora: LibriSpeech, a synthetic corpus, a Kaldi data directory or your own JSONL list.", no_args_is_help=True)
 tokenizer_app = typer.Typer(cls=_Group, help="Train a SentencePiece tokenizer.", no_args_is_help=True)
+plot_app = typer.Typer(cls=_Group, help="Pictures of an experiment as PNG, with their data as JSON (needs matplotlib, the package's plot extra).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(plot_app, name="plot")
 
 
 @app.callback()
@@ -394,6 +396,45 @@ def wer(
         print_report(report, stdout, alignments=alignments, top=top)
     if out:
         write_report(report, out)
+
+
+# --------------------------------------------------------------------------- plot
+
+
+@plot_app.command("attention")
+@_user_errors
+def plot_attention(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder.", metavar="EXP")],
+    audio: Annotated[Path, typer.Argument(help="One recording (decoded whole: keep it short).", metavar="AUDIO")],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: <exp>/plots/attention-<audio name>.png); the data goes beside it as .json.", show_default=False)] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    method: Method = "joint_beam",
+    beam: Beam = 10,
+    ctc_weight: CtcWeight = 0.3,
+    device: Device = "auto",
+) -> None:
+    """Decoder cross-attention per token, layer and head over time, beside the CTC alignment."""
+    from asr.api import Recognizer
+    from asr.plot import attention_data, plot_attention as draw
+    from asr.train.distributed import pick_device
+
+    recognizer = Recognizer(exp, checkpoint, pick_device(device))
+    data = attention_data(recognizer, audio, method=method, beam=beam, ctc_weight=ctc_weight)
+    png, data_path = draw(data, out or Path(exp) / "plots" / f"attention-{audio.stem}.png")
+    stdout.print(f"{data['text']!r}: attention written to {png} (data {data_path})")
+
+
+@plot_app.command("training")
+@_user_errors
+def plot_training(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder (reads its log.jsonl).", metavar="EXP")],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: <exp>/plots/training.png); the data goes beside it as .json.", show_default=False)] = None,
+) -> None:
+    """Loss, dev WER, learning rate and throughput against the update step."""
+    from asr.plot import plot_training as draw, training_data
+
+    png, data_path = draw(training_data(exp), out or Path(exp) / "plots" / "training.png")
+    stdout.print(f"training curves written to {png} (data {data_path})")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-import json
 from pathlib import Path
 
 import torch
@@ -25,20 +24,16 @@ from torch import Tensor
 from asr.audio import AudioError, load_audio
 from asr.config import ExperimentConfig
 from asr.data.dataset import pad
-from asr.data.manifest import read_manifest
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import search_encoded
+from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
-from asr.files import write_json
 from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
-
-DURATIONS = "durations.json"  # in the experiment: {"train_max_seconds": ...}
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -123,27 +118,6 @@ def segment_bounds(wave: Tensor, sample_rate: int, max_seconds: float) -> list[t
             bounds.append((start, start + piece.numel()))
         start += piece.numel()
     return bounds
-
-
-def training_max_seconds(exp_dir: str | Path, config: ExperimentConfig) -> float:
-    """The longest utterance the model was trained on: from ``exp/durations.json`` (written
-    when training starts), else from the training manifest named in the config if it is still
-    there, else the config's ``data.max_duration`` (the longest training would accept)."""
-    stats = Path(exp_dir) / DURATIONS
-    if stats.is_file():
-        return float(json.loads(stats.read_text())["train_max_seconds"])
-    manifest = Path(config.data.train_manifest) if config.data.train_manifest else None
-    if manifest is not None and manifest.is_file():
-        durations = [u.duration for u in read_manifest(manifest) if u.duration <= config.data.max_duration]
-        if durations:
-            return max(durations)
-    return config.data.max_duration
-
-
-def write_training_durations(manifest: str | Path, max_duration: float, exp_dir: str | Path) -> None:
-    """Record the longest utterance training will see (``data.max_duration`` leaves longer out)."""
-    durations = [u.duration for u in read_manifest(manifest) if u.duration <= max_duration]
-    write_json(Path(exp_dir) / DURATIONS, {"train_max_seconds": max(durations, default=max_duration)})
 
 
 def segment_limit(exp_dir: str | Path, config: ExperimentConfig, requested: float | None) -> tuple[float, str | None]:

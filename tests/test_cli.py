@@ -83,6 +83,7 @@ def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
         ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("plot", "attention"), ("plot", "training"),
     }  # fmt: skip
 
 
@@ -186,7 +187,18 @@ def _jsonl_args(tmp: Path) -> list[str]:
     return ["prepare", "jsonl", tmp / "list.jsonl", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
 
 
+def _plot_attention_args(tmp: Path) -> list[str]:
+    return ["plot", "attention", tmp / "exp", tmp / "a.wav", "--out", tmp / "att.png", "--checkpoint", "last.pt",
+            "--method", "attention_beam", "--beam", "3", "--ctc-weight", "0.5", "--device", "cpu"]  # fmt: skip
+
+
+def _plot_training_args(tmp: Path) -> list[str]:
+    return ["plot", "training", tmp / "exp", "--out", tmp / "curves.png"]
+
+
 REACH_ARGS = {
+    ("plot", "attention"): _plot_attention_args,
+    ("plot", "training"): _plot_training_args,
     ("prepare", "kaldi"): _kaldi_args,
     ("prepare", "jsonl"): _jsonl_args,
     ("decode",): _decode_args,
@@ -349,6 +361,29 @@ def test_prepare_kaldi_and_jsonl_options_reach_the_library(tmp_path, monkeypatch
     assert Path(source) == Path(make_args(tmp_path)[2]) and Path(out) == tmp_path / "m"
     assert kwargs["name"] == "mine" and kwargs["normalizer"] == "unicode"
     assert "mine" in result.stdout and "3" in result.stdout
+
+
+def test_plot_options_reach_the_library(tmp_path, monkeypatch):
+    import asr.api
+    import asr.plot
+
+    made, drawn = Recorder(), Recorder((tmp_path / "att.png", tmp_path / "att.json"))
+    monkeypatch.setattr(asr.api, "Recognizer", made)
+    monkeypatch.setattr(asr.plot, "attention_data", Recorder({"text": "HI"}))
+    monkeypatch.setattr(asr.plot, "plot_attention", drawn)
+    result = _invoke(_plot_attention_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert made.only_call == ((tmp_path / "exp", "last.pt", torch.device("cpu")), {})
+    (_, kwargs) = asr.plot.attention_data.only_call
+    assert kwargs == {"method": "attention_beam", "beam": 3, "ctc_weight": 0.5}
+    assert drawn.only_call[0] == ({"text": "HI"}, tmp_path / "att.png")
+    curves = Recorder((tmp_path / "curves.png", tmp_path / "curves.json"))
+    monkeypatch.setattr(asr.plot, "training_data", Recorder({"train": {}}))
+    monkeypatch.setattr(asr.plot, "plot_training", curves)
+    result = _invoke(_plot_training_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert asr.plot.training_data.only_call[0] == (tmp_path / "exp",)
+    assert curves.only_call[0] == ({"train": {}}, tmp_path / "curves.png")
 
 
 def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 from asr import files
 
@@ -25,15 +26,18 @@ def _line(record: dict) -> str:
 
 
 class ExperimentLog:
-    def __init__(self, path: str | Path, enabled: bool = True):
+    def __init__(self, path: str | Path, enabled: bool = True, mirror: Callable[[dict], None] | None = None):
         self.path = Path(path)
         self.enabled = enabled  # only rank 0 writes
+        self.mirror = mirror  # also sent every record (asr.tensorboard)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(_line(record) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
 
     def records(self) -> list[dict]:
         """Every complete record (a line cut short by a kill is left out)."""
