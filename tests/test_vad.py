@@ -33,14 +33,16 @@ def test_audio_without_pauses_is_all_speech():
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.002])
-def test_regions_cover_each_burst_with_padding_and_short_pauses_join(noise):
+def test_regions_cover_each_burst_with_context_and_short_pauses_join(noise):
     # 0.1 s pause (inside one region: < min_silence) and 0.6 s pause (two regions)
     wave = _bursts([(0.5, 1.0), (1.1, 1.5), (2.1, 2.6)], 3.5, noise)
     regions = [(s / RATE, e / RATE) for s, e in speech_regions(wave, RATE)]
     assert len(regions) == 2
-    (a0, a1), (b0, b1) = regions
-    assert a0 == pytest.approx(0.4, abs=0.02) and a1 == pytest.approx(1.6, abs=0.02)
-    assert b0 == pytest.approx(2.0, abs=0.02) and b1 == pytest.approx(2.7, abs=0.02)
+    (a0, a1), (b0, b1) = regions  # no lead; 0.25 s of tail, but never past halfway to the next
+    assert a0 == pytest.approx(0.5, abs=0.02) and a1 == pytest.approx(1.75, abs=0.02)
+    assert b0 == pytest.approx(2.1, abs=0.02) and b1 == pytest.approx(2.85, abs=0.02)
+    (c0, c1), _ = [(s / RATE, e / RATE) for s, e in speech_regions(wave, RATE, lead=0.1, tail=0.5)]
+    assert c0 == pytest.approx(0.4, abs=0.02) and c1 == pytest.approx(1.8, abs=0.02)  # halfway
 
 
 def test_silence_has_no_regions_and_speech_to_the_end_keeps_the_tail():
@@ -67,3 +69,10 @@ def test_segments_never_exceed_the_limit_and_cover_all_speech():
         assert covered == int(end * RATE) - int(start * RATE)
     # the 0.4 s pause between 4.0 and 4.4 is packed into one segment; long stretches are cut
     assert any(s <= 3.5 * RATE and e >= 5.0 * RATE for s, e in segments)
+
+
+def test_audio_that_fits_is_one_untouched_segment():
+    wave = _bursts([(0.5, 1.0)], 2.0)
+    assert vad_segments(wave, RATE, 2.0) == [(0, wave.numel())]
+    assert vad_segments(wave[:0], RATE, 2.0) == []
+    assert vad_segments(wave, RATE, 1.9)[0][0] == int(0.5 * RATE)  # longer than the limit: cut at speech
