@@ -294,7 +294,7 @@ def decode(
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
-    normalizer: Normalizer = "librispeech",
+    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
     device: Device = "auto",
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""

@@ -35,7 +35,7 @@ from asr.experiment import load_for_inference
 from asr.files import write_lines
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.progress import counting_progress
-from asr.text.normalize import get_normalizer
+from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
 from asr.text.tokenizer import Tokenizer
 
 HYP_NAME = "hyp.txt"
@@ -96,13 +96,14 @@ def decode_manifest(
     console: Console | None = None,
     num_workers: int = 0,
     nbest: int = 1,
-    normalizer: str = "librispeech",
+    normalizer: str | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
     ``checkpoint`` is a file in exp_dir/checkpoints or a path (default: averaged, else last);
     ``num_workers`` DataLoader processes read audio while the model decodes; ``nbest`` > 1
-    writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER report.
+    writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER report (default:
+    the tokenizer's, ``librispeech`` unless it was trained with another).
     """
     _check_outputs(nbest, normalizer)
     console = console or Console()
@@ -139,20 +140,26 @@ def decode_manifest(
         f"{decode_seconds:.1f} s: real-time factor {rtf:.3f}"
     )
 
-    wer = None
-    if any(utt.text for utt in utterances):
-        report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer=normalizer)
-        write_report(report, out_dir)
-        print_report(report, console)
-        wer = report.wer
+    wer = _score(utterances, texts, normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER), out_dir, console)
     return DecodeSummary(len(utterances), audio_seconds, decode_seconds, rtf, wer, out_dir)
 
 
-def _check_outputs(nbest: int, normalizer: str) -> None:
+def _score(utterances: list[Utterance], texts: dict[str, str], normalizer: str, out_dir: Path, console: Console) -> float | None:
+    """Write and print the WER report when the manifest has references; return the WER."""
+    if not any(utt.text for utt in utterances):
+        return None
+    report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer=normalizer)
+    write_report(report, out_dir)
+    print_report(report, console)
+    return report.wer
+
+
+def _check_outputs(nbest: int, normalizer: str | None) -> None:
     """Bad output options fail before decoding, not after."""
     if nbest < 1:
         raise ValueError(f"nbest must be at least 1, got {nbest}")
-    get_normalizer(normalizer)
+    if normalizer is not None:
+        get_normalizer(normalizer)
 
 
 def _write_timing(
