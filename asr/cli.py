@@ -14,8 +14,10 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
 from rich.markup import escape
+from typer.core import TyperGroup
+
+from asr import files
 
 # Commands in the order of the pipeline; others (added later) follow in registration order.
 PIPELINE = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
@@ -107,17 +109,23 @@ def _user_errors(func: Callable) -> Callable:
         except KeyboardInterrupt:
             console.print("[red]interrupted[/red]")
             raise typer.Exit(130)
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, RuntimeError) as err:
+            # The OSErrors are a path the user gave that cannot be read or written.
             # ValueError covers ConfigError, ManifestError, AudioError, PrepareError and bad option
             # values. Of the RuntimeErrors only our own (DownloadError, SyntheticError,
             # TrainingError) are the user's to fix; a bare one (torch) is a bug, and typer.Exit
             # (also a RuntimeError) carries a command's own exit status: both pass through.
             if isinstance(err, RuntimeError) and not type(err).__module__.startswith("asr."):
                 raise
-            console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(printable(str(err)))}", soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 # --------------------------------------------------------------------------- prepare
@@ -251,6 +259,8 @@ def average(
     """Average the N best checkpoints into one model (decoding then uses it by default)."""
     from asr.experiment import average_best
 
+    if best < 1:
+        raise ValueError(f"--best must be a number of checkpoints >= 1, got {best}")
     paths, target = average_best(exp, best, out)
     stdout.print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {target}")
 
@@ -307,7 +317,13 @@ def decode(
         exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
         nbest=nbest, normalizer=normalizer,
     )  # fmt: skip
-    stdout.print(f"hypotheses written to {out}/hyp.txt (RTF {summary.rtf:.3f})")
+    rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
+    stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
+    for utt_id, why in summary.rejected:
+        console.print(f"[red]error:[/red] {escape(printable(utt_id))}: {escape(printable(why))}", soft_wrap=True)
+    if summary.rejected:
+        console.print(f"{len(summary.rejected)} utterance(s) not decoded, listed in {escape(str(out))}/rejected.tsv")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -334,11 +350,14 @@ def transcribe(
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
     from asr.formats import SUBTITLES, check_format
     from asr.train.distributed import pick_device
-    from asr.transcribe import transcribe_files
+    from asr.transcribe import check_segment_seconds, transcribe_files
 
     check_format(output_format)
+    check_segment_seconds(segment_seconds)
     if output_format in SUBTITLES and len(audio) > 1 and out is None:
         raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
+    if out is not None and not (output_format in SUBTITLES and len(audio) > 1):
+        files.check_writable_file(out)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     results = transcribe_files(
         exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
@@ -353,7 +372,6 @@ def transcribe(
 
 
 def _write_transcriptions(results: list, output_format: str, out: Optional[Path]) -> None:
-    from asr.files import write_text
     from asr.formats import SUBTITLES, render, to_lines
 
     if output_format not in SUBTITLES:
@@ -361,12 +379,13 @@ def _write_transcriptions(results: list, output_format: str, out: Optional[Path]
     elif len(results) > 1:  # one subtitle file per audio file, in the folder --out
         for result in results:
             if result.error is None:
-                write_text(out / f"{Path(result.path).stem}.{output_format}", render(result, output_format))  # type: ignore[operator]
+                files.write_text(out / f"{Path(result.path).stem}.{output_format}", render(result, output_format))  # type: ignore[operator]
         return
     else:
         text = render(results[0], output_format) if results[0].error is None else ""
     if out:
-        write_text(out, text)
+        files.sweep_dead(out.parent, out.name)  # what a killed earlier run left
+        files.write_text(out, text)
     else:
         sys.stdout.write(text)
 

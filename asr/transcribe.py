@@ -14,6 +14,7 @@ the Python API (:mod:`asr.api`) both call it.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,15 +26,19 @@ from asr.audio import AudioError, load_audio
 from asr.config import ExperimentConfig
 from asr.data.dataset import pad
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import search_encoded
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
+from asr.memory import MemoryBudgetError
 from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
+
+MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
 
 @dataclass(frozen=True)
 class Candidate:
@@ -218,6 +223,23 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def display_path(path: str | Path) -> str:
+    """A file name as printable text: bytes that are not UTF-8 (kept by Python as surrogates)
+    are shown as ``\\xNN`` escapes instead of failing when printed or written as JSON."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def check_segment_seconds(segment_seconds: float | None) -> None:
+    """None (the longest training utterance) or a length in (0, MAX_SEGMENT_SECONDS]."""
+    if segment_seconds is None:
+        return
+    if not (isinstance(segment_seconds, (int, float)) and 0 < segment_seconds <= MAX_SEGMENT_SECONDS):
+        raise ValueError(
+            f"--segment-seconds must be > 0 and <= {MAX_SEGMENT_SECONDS:g}, got {segment_seconds!r} "
+            "(segment_seconds: longer audio is cut into segments of at most this length)"
+        )
+
+
 def transcribe_files(
     exp_dir: str | Path,
     paths: list[str | Path],
@@ -231,28 +253,29 @@ def transcribe_files(
     device: str | torch.device = "cpu",
     console: Console | None = None,
 ) -> list[Transcription]:
-    """Transcribe each file; a missing or unreadable one gets ``error`` set, the rest go on.
-    ``segment_seconds`` None caps segments at the longest training utterance."""
-    if segment_seconds is not None and segment_seconds <= 0:
-        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
+    ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
+    training utterance."""
+    check_segment_seconds(segment_seconds)
     console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     segment_seconds, warning = segment_limit(exp_dir, config, segment_seconds)
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, markup=True)
     rate = config.features.sample_rate
+    # Segments are at most segment_seconds long: the largest batch is known before any work.
+    check_decode_memory(config, model.vocab_size, options, options.batch_size, int(segment_seconds * rate), device)
     results = []
     with counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
         for path in paths:
-            try:
-                wave, _ = load_audio(path, rate)
-            except AudioError as err:
-                results.append(Transcription(str(path), error=str(err)))
-            else:
+            try:  # a file that is there to be transcribed is expected to hold speech
+                wave, _ = load_audio(path, rate, expect_speech=True)
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
-                    nbest=nbest, timestamps=timestamps, vad=vad, names=[str(path)],
+                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)],
                 )  # fmt: skip
+            except (AudioError, MemoryBudgetError) as err:
+                results.append(Transcription(display_path(path), error=display_path(str(err))))
             progress.advance(task)
     return results

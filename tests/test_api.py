@@ -113,3 +113,16 @@ def test_align_places_a_known_text(recognizer):
     words = recognizer.align(_speechlike(2.0), "HELLO WORLD")
     assert [w.text for w in words] == ["HELLO", "WORLD"]
     assert 0.0 <= words[0].start < words[0].end <= words[1].start < words[1].end <= 2.0
+
+
+def test_texts_never_hold_double_spaces(recognizer):
+    from asr.transcribe import hypothesis_text
+
+    tokenizer = recognizer.tokenizer
+    pieces = {tokenizer.pieces([i])[0]: i for i in range(tokenizer.vocab_size)}
+    lone = pieces["\u2581"]  # a word-boundary piece on its own, as CTC greedy search can emit
+    words = [i for p, i in pieces.items() if p.startswith("\u2581") and len(p) > 1][:2]
+    tokens = [lone, words[0], lone, lone, words[1], lone]
+    assert "  " in tokenizer.decode(tokens)  # SentencePiece's own decoding keeps every space
+    text = hypothesis_text(tokenizer, tokens)
+    assert "  " not in text and text == text.strip() and len(text.split()) == 2

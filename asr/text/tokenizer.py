@@ -10,15 +10,14 @@ never needs the training manifests. ``normalizer.txt`` beside it names the text 
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
 import sentencepiece as spm
 
+from asr import files
 from asr.data.manifest import read_manifest
-from asr.files import write_text
 from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
 
 BLANK_ID = 0
@@ -45,13 +44,28 @@ def _warn_emptied(count: int, normalizer: str, where: str) -> None:
     )  # fmt: skip
 
 
+class TokenizerError(ValueError):
+    """A tokenizer file that is empty, truncated, corrupt or not one of ours."""
+
+
 class Tokenizer:
     def __init__(self, directory: str | Path):
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path} (make one with `asr tokenizer train`)")
         self.directory = Path(directory)
-        self._sp = spm.SentencePieceProcessor(model_file=str(path))
+        try:
+            self._sp = spm.SentencePieceProcessor(model_file=str(path))
+        except (RuntimeError, OSError) as err:  # sentencepiece: "could not parse ModelProto", ...
+            raise TokenizerError(
+                f"{path}: not a valid SentencePiece model (empty, truncated or corrupt: {err}); "
+                "train it again with `asr tokenizer train`"
+            ) from None
+        if self._sp.get_piece_size() <= SOS_EOS_ID or self._sp.id_to_piece(SOS_EOS_ID) != "<sos/eos>":
+            raise TokenizerError(
+                f"{path}: not a tokenizer made by `asr tokenizer train` (ids 0-2 must be "
+                "<blank>, <unk>, <sos/eos>); train it again"
+            )
         self.normalizer = _normalizer_name(self.directory)
         self._normalize = get_normalizer(self.normalizer)
         self.emptied = 0  # encode() calls whose non-empty text normalised to nothing
@@ -80,8 +94,8 @@ class Tokenizer:
         Path(directory).mkdir(parents=True, exist_ok=True)
         target = Path(directory) / MODEL_FILE
         if target.resolve() != (self.directory / MODEL_FILE).resolve():
-            shutil.copyfile(self.directory / MODEL_FILE, target)
-            write_text(Path(directory) / NORMALIZER_FILE, self.normalizer + "\n")
+            files.copy_file(self.directory / MODEL_FILE, target)
+            files.write_text(Path(directory) / NORMALIZER_FILE, self.normalizer + "\n")
 
 
 def train_tokenizer(
@@ -97,18 +111,15 @@ def train_tokenizer(
         raise ValueError(f"model type {model_type!r} is not one of unigram, bpe")
     normalize = get_normalizer(normalizer)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    emptied = 0
+    raw = [utt.text for manifest in manifests for utt in read_manifest(manifest)]
+    texts = [normalize(text) for text in raw]
+    emptied = sum(1 for text, clean in zip(raw, texts) if text.strip() and not clean)
+    if emptied:
+        _warn_emptied(emptied, normalizer, ", ".join(map(str, manifests)))
+    files.check_writable_dir(out_dir)  # found out before training, not after
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
-        with text_file.open("w") as f:
-            for manifest in manifests:
-                for utt in read_manifest(manifest):
-                    text = normalize(utt.text)
-                    emptied += bool(utt.text.strip() and not text)
-                    f.write(text + "\n")
-        if emptied:
-            _warn_emptied(emptied, normalizer, ", ".join(map(str, manifests)))
+        text_file.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
         try:
             spm.SentencePieceTrainer.train(
                 input=str(text_file),
@@ -129,6 +140,6 @@ def train_tokenizer(
             )
         except RuntimeError as err:  # sentencepiece reports bad settings as RuntimeError
             raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
-        shutil.copyfile(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
-        write_text(out_dir / NORMALIZER_FILE, normalizer + "\n")
+        files.copy_file(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
+        files.write_text(out_dir / NORMALIZER_FILE, normalizer + "\n")
     return Tokenizer(out_dir)

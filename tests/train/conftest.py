@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asr.data.librispeech import prepare_librispeech
-from asr.data.synthetic import make_librispeech_tree
+from librispeech_tree import make_librispeech_tree
 from asr.text.tokenizer import train_tokenizer
 
 WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIMA".split()

@@ -29,8 +29,8 @@ class PoisonedData:
     """Training data whose given (0-based) micro-batches carry NaN audio: the loss is NaN there.
     Faults go in through the batches, as they would in real data; the model is left alone."""
 
-    def __init__(self, data, bad_batches: set[int]):
-        self.data, self.bad, self.seen = data, bad_batches, 0
+    def __init__(self, data, bad_batches: set[int], crash_at: int | None = None):
+        self.data, self.bad, self.seen, self.crash_at = data, bad_batches, 0, crash_at
 
     def epoch_batches(self, epoch: int) -> int:
         return self.data.epoch_batches(epoch)
@@ -38,6 +38,8 @@ class PoisonedData:
     def updates(self, position, accum_steps: int):
         def batches():
             for batch in self.data.batches(position):
+                if self.seen == self.crash_at:
+                    raise KeyboardInterrupt("crash")  # as abrupt as a kill: no hook runs after it
                 if self.seen in self.bad:
                     batch = dataclasses.replace(batch, waves=batch.waves * float("nan"))
                 self.seen += 1
@@ -46,9 +48,29 @@ class PoisonedData:
         return group_updates(batches(), accum_steps)
 
 
-def _run_poisoned(config, exp, bad_batches: set[int]):
+def _run_poisoned(config, exp, bad_batches: set[int], crash_at: int | None = None, seen: int = 0):
     session = prepare(config, exp, setup_distributed("cpu"), QUIET)
-    return run(session.state, PoisonedData(session.data, bad_batches), session.hooks), session.state
+    data = PoisonedData(session.data, bad_batches, crash_at)
+    data.seen = seen  # micro-batches an earlier attempt consumed (to poison the same ones)
+    return run(session.state, data, session.hooks), session.state
+
+
+def test_a_resumed_run_logs_every_step_and_every_skipped_update_once(toy_corpus, tmp_path):
+    config = _config(toy_corpus, "train.max_steps=6", "train.checkpoint_every=2")
+
+    def records(exp):
+        lines = [json.loads(l) for l in (exp / experiment.LOG).read_text().splitlines()]
+        return [(r["event"], r["step"], r.get("loss")) for r in lines if r["event"] != "start"]
+
+    _run_poisoned(config, tmp_path / "reference", {2, 5})
+    with pytest.raises(KeyboardInterrupt):  # dies after the skipped update that follows step 4's checkpoint
+        _run_poisoned(config, tmp_path / "exp", {2, 5}, crash_at=7)
+    assert ("nonfinite", 4, None) in records(tmp_path / "exp")
+    resumed_from = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)["position"]
+    assert resumed_from["step"] == 4
+    _run_poisoned(config, tmp_path / "exp", {2, 5}, seen=resumed_from["batch_in_epoch"])
+    assert records(tmp_path / "exp") == records(tmp_path / "reference")
+    assert [e for e, *_ in records(tmp_path / "reference")].count("nonfinite") == 2
 
 
 def test_a_nonfinite_loss_skips_the_update_and_is_counted(toy_corpus, tmp_path):
@@ -160,3 +182,16 @@ def test_resuming_with_another_tokenizer_in_both_places_is_refused_by_the_checkp
         shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", target / "tokenizer.model")
     with pytest.raises(ValueError, match=r"last\.pt was trained with a different tokenizer than"):
         train(_config(corpus, "train.max_steps=2"), exp, device="cpu", console=QUIET)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.log_every=0", "train.log_every=0 must be at least 1"),
+    ("train.epochs=-1", "train.epochs=-1 must be at least 1"),
+    ("train.accum_steps=0", "train.accum_steps=0 must be at least 1"),
+    ("train.lr=0", "train.lr=0.0 must be positive"),
+    ("train.keep_best=0", "train.keep_best=0 must be at least 1"),
+])  # fmt: skip
+def test_train_values_that_make_no_sense_are_refused_before_anything_is_written(toy_corpus, tmp_path, override, message):
+    with pytest.raises(TrainingError, match=message):
+        train(_config(toy_corpus, override), tmp_path / "exp", device="cpu", console=QUIET)
+    assert not (tmp_path / "exp").exists()
