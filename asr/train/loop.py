@@ -21,7 +21,7 @@ from asr import experiment as layout
 from asr import files
 from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
-from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
+from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.screen import usable_utterances
 from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
@@ -97,7 +97,6 @@ def train(
     train in an experiment (under torchrun, rank 0 holds the lock for all)."""
     console = console or Console()
     exp_dir = Path(exp_dir)
-    check_train_config(config.train)  # before the lock: a bad value creates nothing
     ctx = setup_distributed(device)
     try:
         if not ctx.is_main:
@@ -129,7 +128,6 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 
 def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
     """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
-    check_train_config(config.train)
     precision = resolve_precision(config.train.precision, ctx.device)
     log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
@@ -186,26 +184,6 @@ def _sweep(exp_dir: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     files.sweep_temp_files(layout.checkpoint_dir(exp_dir))
     files.sweep_temp_files(exp_dir / layout.TOKENIZER)
-
-
-# train.<key>: the smallest value that makes sense (checked before anything is written).
-_MINIMUM = {
-    "epochs": 1, "max_steps": 0, "warmup_steps": 0, "accum_steps": 1, "log_every": 1, "valid_every": 0,
-    "checkpoint_every": 0, "keep_best": 1, "max_nonfinite": 1, "valid_max_utterances": 0, "weight_decay": 0.0,
-}  # fmt: skip
-_POSITIVE = ("lr", "grad_clip")
-
-
-def check_train_config(cfg: TrainConfig) -> None:
-    """Refuse train values that would crash later or silently do nothing (one line naming the key)."""
-    for key, minimum in _MINIMUM.items():
-        if getattr(cfg, key) < minimum:
-            raise TrainingError(f"train.{key}={getattr(cfg, key)!r} must be at least {minimum}")
-    for key in _POSITIVE:
-        if not getattr(cfg, key) > 0:
-            raise TrainingError(f"train.{key}={getattr(cfg, key)!r} must be positive")
-    if not all(0.0 <= b < 1.0 for b in cfg.betas):
-        raise TrainingError(f"train.betas={list(cfg.betas)!r}: each must be in [0, 1)")
 
 
 # Sections that must not change when an experiment is resumed with another config.
