@@ -215,3 +215,23 @@ def test_cli_plain_writes_path_tab_text_to_out_and_exits_0(exp, tmp_path):
     assert result.stdout == ""
     expected = _transcribe(exp, paths, DecodeOptions(method="attention_greedy", length_norm=True))
     assert out.read_text().splitlines() == [f"{r.path}\t{r.text}" for r in expected]
+
+
+def test_cli_subtitles_go_to_stdout_for_one_file_and_to_a_folder_for_several(exp, tmp_path):
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], _speechlike(1.5, RATE, seed=i), RATE)
+    base = ["transcribe", "--exp", str(exp), "--method", "joint_beam", "--beam", "2", "--device", "cpu"]
+    one = CliRunner().invoke(app, [*base, str(paths[0]), "--format", "vtt"])
+    assert one.exit_code == 0, one.output
+    assert one.stdout.startswith("WEBVTT\n\n") and " --> " in one.stdout
+    refused = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "srt"])
+    assert refused.exit_code == 2 and "needs --out DIR" in refused.output
+    several = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "srt", "--out", str(tmp_path / "subs")])
+    assert several.exit_code == 0, several.output
+    for path in paths:
+        srt = (tmp_path / "subs" / f"{path.stem}.srt").read_text()
+        assert srt.startswith("1\n00:00:") and " --> " in srt
+    tsv = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "tsv"]).stdout.splitlines()
+    assert tsv[0] == "path\tstart\tend\tconfidence\ttext" and [line.split("\t")[0] for line in tsv[1:]] == list(map(str, paths))
