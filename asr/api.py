@@ -87,7 +87,7 @@ class Recognizer:
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)
-        waves = [self._wave(audio, sample_rate) for audio in audios]
+        waves = [self.load_wave(audio, sample_rate) for audio in audios]
         names = [_name(audio) for audio in audios]
         return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
 
@@ -95,7 +95,7 @@ class Recognizer:
     def align(self, audio: Audio, text: str, sample_rate: int | None = None) -> list[Word]:
         """Word times of a known transcript ``text`` in ``audio`` (CTC forced alignment).
         Empty when the text has more tokens than the audio has encoder frames."""
-        wave = self._wave(audio, sample_rate).to(self.device)
+        wave = self.load_wave(audio, sample_rate).to(self.device)
         tokens = self.tokenizer.encode(text)
         encoded, lengths = self.model.encode(wave[None], torch.tensor([wave.numel()], device=self.device))
         log_probs = self.model.ctc_log_probs(encoded)[0, : int(lengths[0])]  # (T', V)
@@ -104,7 +104,7 @@ class Recognizer:
         words = words_from_spans(spans, pieces, self.tokenizer.decode, FrameClock.of(self.model))
         return snap_to_speech(words, speech_frames(wave.cpu(), self.sample_rate))
 
-    def _wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
+    def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
         """Any accepted audio -> (S,) float32 at the model's rate, on the CPU."""
         if isinstance(audio, (str, Path)):
             return load_audio(audio, self.sample_rate)[0]

@@ -54,7 +54,7 @@ def attention_data(recognizer, audio, sample_rate: int | None = None, **options:
     from asr.text.tokenizer import SOS_EOS_ID
 
     model, tokenizer, device = recognizer.model, recognizer.tokenizer, recognizer.device
-    wave = recognizer._wave(audio, sample_rate).to(device)
+    wave = recognizer.load_wave(audio, sample_rate).to(device)
     encoded, lengths = model.encode(wave[None], torch.tensor([wave.numel()], device=device))  # (1, T, D)
     tokens = search_encoded(model, encoded, lengths, decode_options(**options)[0])[0][0].tokens
     inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=device)
