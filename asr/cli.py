@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from asr import files
+
 app = typer.Typer(
     help="asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech "
     "recognisers on LibriSpeech.",
@@ -42,17 +44,23 @@ def _user_errors(func: Callable) -> Callable:
         except KeyboardInterrupt:
             console.print("[red]interrupted[/red]")
             raise typer.Exit(130)
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, RuntimeError) as err:
+            # The OSErrors are a path the user gave that cannot be read or written.
             # ValueError covers ConfigError, ManifestError, AudioError, PrepareError and bad option
             # values. Of the RuntimeErrors only our own (DownloadError, SyntheticError,
             # TrainingError) are the user's to fix; a bare one (torch) is a bug, and typer.Exit
             # (also a RuntimeError) carries a command's own exit status: both pass through.
             if isinstance(err, RuntimeError) and not type(err).__module__.startswith("asr."):
                 raise
-            console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(printable(str(err)))}", soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 # --------------------------------------------------------------------------- prepare
@@ -153,6 +161,8 @@ def average(
     """Average the N best checkpoints into one model (decoding then uses it by default)."""
     from asr.experiment import average_best
 
+    if best < 1:
+        raise ValueError(f"--best must be a number of checkpoints >= 1, got {best}")
     paths, target = average_best(exp, best, out)
     stdout.print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {target}")
 
@@ -204,7 +214,13 @@ def decode(
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
-    stdout.print(f"hypotheses written to {out}/hyp.txt (RTF {summary.rtf:.3f})")
+    rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
+    stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
+    for utt_id, why in summary.rejected:
+        console.print(f"[red]error:[/red] {escape(printable(utt_id))}: {escape(printable(why))}", soft_wrap=True)
+    if summary.rejected:
+        console.print(f"{len(summary.rejected)} utterance(s) not decoded, listed in {escape(str(out))}/rejected.tsv")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -227,10 +243,13 @@ def transcribe(
 ) -> None:
     """Transcribe audio files. A missing or unreadable file is reported; the others are still done."""
     from asr.train.distributed import pick_device
-    from asr.transcribe import transcribe_files
+    from asr.transcribe import check_segment_seconds, transcribe_files
 
     if output_format not in ("plain", "json"):
         raise ValueError(f"--format {output_format!r} is not one of plain, json")
+    check_segment_seconds(segment_seconds)
+    if out is not None:
+        files.check_writable_file(out)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
     lines = []
@@ -241,7 +260,8 @@ def transcribe(
             lines.append(f"{result.path}\t{result.text}")
     text = "\n".join(lines) + ("\n" if lines else "")
     if out:
-        out.write_text(text)
+        files.sweep_dead(out.parent, out.name)  # what a killed earlier run left
+        files.write_text(out, text)
     else:
         sys.stdout.write(text)
     failed = [r for r in results if r.error is not None]

@@ -176,8 +176,15 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
                 assert any(name in args for name in used), f"{' '.join(path)}: no case sets {used[0]}"
 
 
+def _pretend_two_gpus(monkeypatch) -> None:
+    """--device cuda:1 is checked against the machine; these tests only follow the option."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
 def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
-    record = Recorder(SimpleNamespace(rtf=0.5))
+    _pretend_two_gpus(monkeypatch)
+    record = Recorder(SimpleNamespace(rtf=0.5, rejected=[]))
     monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
     result = _invoke(_decode_args(tmp_path))
     assert result.exit_code == 0, result.output
@@ -197,7 +204,7 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     [([], True, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--no-length-norm"], False, 0.0)],
 )
 def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, monkeypatch, extra, length_norm, length_bonus):
-    record = Recorder(SimpleNamespace(rtf=1.0))
+    record = Recorder(SimpleNamespace(rtf=1.0, rejected=[]))
     monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
     result = _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "dev-clean.jsonl", *extra])
     assert result.exit_code == 0, result.output

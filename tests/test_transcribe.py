@@ -180,7 +180,7 @@ def test_audio_shorter_than_the_model_input_gives_empty_text(exp, tmp_path, samp
 
 
 def test_segment_seconds_must_be_positive(exp, tmp_path):
-    with pytest.raises(ValueError, match="segment_seconds"):
+    with pytest.raises(ValueError, match="segment-seconds"):
         _transcribe(exp, [tmp_path / "x.wav"], segment_seconds=0.0)
 
 

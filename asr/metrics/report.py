@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from asr import files
 from asr.metrics.alignment import (
     LABELS,
     AlignedWord,
@@ -69,9 +70,10 @@ def write_report(report: WerReport, out: str | Path) -> tuple[Path, Path]:
         json_path, text_path = out, out.with_name(out.stem + "." + ALIGNMENTS_NAME)
     else:
         json_path, text_path = out / JSON_NAME, out / ALIGNMENTS_NAME
+    files.sweep_dead(json_path.parent)  # temporary files of a killed earlier write
     # One line, not indented: per-word alignment triples would otherwise double its size.
-    _write_atomic(json_path, json.dumps(report.to_json(), ensure_ascii=False) + "\n")
-    _write_atomic(text_path, format_report_text(report))
+    files.write_text(json_path, json.dumps(report.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+    files.write_text(text_path, format_report_text(report))
     return json_path, text_path
 
 
@@ -199,11 +201,3 @@ def _styled_alignment(columns: Sequence[AlignedWord], width: int) -> list[Text]:
             pos += pad + 1
         styled.extend(texts)
     return styled
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    # A crash while writing never leaves a half-written report behind.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from asr import files
 from asr.data.manifest import Utterance, read_manifest
 
 # LibriSpeech utterance ids are <speaker>-<chapter>-<index>, e.g. 1089-134686-0000.
@@ -71,38 +72,35 @@ def load_transcripts(path: str | Path) -> Transcripts:
 def _is_manifest(path: Path) -> bool:
     if path.suffix.lower() in _MANIFEST_SUFFIXES:
         return True
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                return line.lstrip().startswith("{")
+    for line in files.read_text_lines(path):  # a UTF-8 BOM is dropped
+        if line.strip():
+            return line.lstrip().startswith("{")
     return False
 
 
 def _load_manifest(path: Path) -> Transcripts:
-    utterances = read_manifest(path)  # raises ManifestError (a ValueError) naming file:line
-    seen: set[str] = set()
-    for number, utt in enumerate(utterances, start=1):
-        if utt.id in seen:
-            raise TranscriptError(f"{path}: record {number}: duplicate id {utt.id!r}")
-        seen.add(utt.id)
-    return Transcripts.from_utterances(utterances)
+    # read_manifest raises ManifestError (a ValueError) naming file:line, and both lines of a
+    # repeated id.
+    return Transcripts.from_utterances(read_manifest(path))
 
 
 def _load_tsv(path: Path) -> Transcripts:
     texts: dict[str, str] = {}
     speakers: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            utt_id, text = _split_line(line, path, number)
-            if utt_id in texts:
-                raise TranscriptError(f"{path}:{number}: duplicate id {utt_id!r}")
-            texts[utt_id] = text
-            speaker = librispeech_speaker(utt_id)
-            if speaker is not None:
-                speakers[utt_id] = speaker
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(files.read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        utt_id, text = _split_line(line, path, number)
+        if utt_id in texts:
+            raise TranscriptError(
+                f"{path}:{number}: duplicate id {utt_id!r} (first at line {first_line[utt_id]})"
+            )
+        texts[utt_id] = text
+        first_line[utt_id] = number
+        speaker = librispeech_speaker(utt_id)
+        if speaker is not None:
+            speakers[utt_id] = speaker
     return Transcripts(texts, speakers)
 
 

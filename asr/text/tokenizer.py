@@ -8,12 +8,12 @@ never needs the training manifests.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
 
+from asr import files
 from asr.data.manifest import read_manifest
 from asr.text.normalize import normalize_text
 
@@ -23,13 +23,28 @@ SOS_EOS_ID = 2
 MODEL_FILE = "tokenizer.model"
 
 
+class TokenizerError(ValueError):
+    """A tokenizer file that is empty, truncated, corrupt or not one of ours."""
+
+
 class Tokenizer:
     def __init__(self, directory: str | Path):
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path} (make one with `asr tokenizer train`)")
         self.directory = Path(directory)
-        self._sp = spm.SentencePieceProcessor(model_file=str(path))
+        try:
+            self._sp = spm.SentencePieceProcessor(model_file=str(path))
+        except (RuntimeError, OSError) as err:  # sentencepiece: "could not parse ModelProto", ...
+            raise TokenizerError(
+                f"{path}: not a valid SentencePiece model (empty, truncated or corrupt: {err}); "
+                "train it again with `asr tokenizer train`"
+            ) from None
+        if self._sp.get_piece_size() <= SOS_EOS_ID or self._sp.id_to_piece(SOS_EOS_ID) != "<sos/eos>":
+            raise TokenizerError(
+                f"{path}: not a tokenizer made by `asr tokenizer train` (ids 0-2 must be "
+                "<blank>, <unk>, <sos/eos>); train it again"
+            )
 
     @property
     def vocab_size(self) -> int:
@@ -50,7 +65,7 @@ class Tokenizer:
         Path(directory).mkdir(parents=True, exist_ok=True)
         target = Path(directory) / MODEL_FILE
         if target.resolve() != (self.directory / MODEL_FILE).resolve():
-            shutil.copyfile(self.directory / MODEL_FILE, target)
+            files.copy_file(self.directory / MODEL_FILE, target)
 
 
 def train_tokenizer(
@@ -63,13 +78,11 @@ def train_tokenizer(
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model type {model_type!r} is not one of unigram, bpe")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    texts = [normalize_text(utt.text) for manifest in manifests for utt in read_manifest(manifest)]
+    files.check_writable_dir(out_dir)  # found out before training, not after
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
-        with text_file.open("w") as f:
-            for manifest in manifests:
-                for utt in read_manifest(manifest):
-                    f.write(normalize_text(utt.text) + "\n")
+        text_file.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
         try:
             spm.SentencePieceTrainer.train(
                 input=str(text_file),
@@ -90,5 +103,5 @@ def train_tokenizer(
             )
         except RuntimeError as err:  # sentencepiece reports bad settings as RuntimeError
             raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
-        shutil.copyfile(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
+        files.copy_file(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
     return Tokenizer(out_dir)

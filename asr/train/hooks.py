@@ -18,6 +18,7 @@ from asr import experiment as layout
 from asr.checkpoint import BestCheckpoints, save_checkpoint
 from asr.config import ExperimentConfig
 from asr.data.manifest import Utterance, read_manifest
+from asr.data.screen import usable_utterances
 from asr.progress import TrainProgress
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext, barrier
@@ -27,8 +28,16 @@ from asr.train.step import StepResult
 from asr.train.validate import validate
 
 
-def dev_utterances(config: ExperimentConfig) -> list[Utterance]:
-    utterances = read_manifest(config.data.dev_manifest) if config.data.dev_manifest else []
+def dev_utterances(
+    config: ExperimentConfig, rejected: Path | None = None, console: Console | None = None
+) -> list[Utterance]:
+    """The dev manifest's utterances (unusable audio left out and listed in ``rejected``)."""
+    if not config.data.dev_manifest:
+        utterances = []
+    elif rejected is None:
+        utterances = read_manifest(config.data.dev_manifest)
+    else:
+        utterances = usable_utterances(config.data.dev_manifest, rejected, config.data.num_workers, console)
     limit = config.train.valid_max_utterances
     return utterances[:limit] if limit else utterances
 
@@ -51,7 +60,7 @@ class TrainHooks:
         self.log = log
         self.last_path = layout.checkpoint_dir(exp_dir) / layout.LAST
         self.best = BestCheckpoints(layout.checkpoint_dir(exp_dir), self.cfg.keep_best)
-        self.dev = dev_utterances(config)
+        self.dev = dev_utterances(config, exp_dir / layout.DEV_REJECTED, console if ctx.is_main else None)
         self.progress = TrainProgress(console, enabled=ctx.is_main)
         self._window, self._window_start = StepResult(), time.perf_counter()
         self._saved: dict | None = None  # the position last.pt was last written at

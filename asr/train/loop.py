@@ -21,8 +21,8 @@ from asr import experiment as layout
 from asr import files
 from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
-from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
-from asr.data.manifest import read_manifest
+from asr.config import ExperimentConfig, save_config, to_dict
+from asr.data.screen import usable_utterances
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
@@ -96,7 +96,6 @@ def train(
     train in an experiment (under torchrun, rank 0 holds the lock for all)."""
     console = console or Console()
     exp_dir = Path(exp_dir)
-    check_train_config(config.train)  # before the lock: a bad value creates nothing
     ctx = setup_distributed(device)
     try:
         if not ctx.is_main:
@@ -128,7 +127,6 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 
 def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
     """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
-    check_train_config(config.train)
     precision = resolve_precision(config.train.precision, ctx.device)
     log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main)
     resume = _start(config, exp_dir, ctx, console, log)
@@ -148,7 +146,7 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
     if resume is not None:
         hooks.resume(resume)
-    return Session(state, TrainData(config, tokenizer, ctx, console), hooks)
+    return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
 
 
 def _last_path(exp_dir: Path) -> Path:
@@ -180,26 +178,6 @@ def _sweep(exp_dir: Path) -> None:
     files.sweep_temp_files(exp_dir / layout.TOKENIZER)
 
 
-# train.<key>: the smallest value that makes sense (checked before anything is written).
-_MINIMUM = {
-    "epochs": 1, "max_steps": 0, "warmup_steps": 0, "accum_steps": 1, "log_every": 1, "valid_every": 0,
-    "checkpoint_every": 0, "keep_best": 1, "max_nonfinite": 1, "valid_max_utterances": 0, "weight_decay": 0.0,
-}  # fmt: skip
-_POSITIVE = ("lr", "grad_clip")
-
-
-def check_train_config(cfg: TrainConfig) -> None:
-    """Refuse train values that would crash later or silently do nothing (one line naming the key)."""
-    for key, minimum in _MINIMUM.items():
-        if getattr(cfg, key) < minimum:
-            raise TrainingError(f"train.{key}={getattr(cfg, key)!r} must be at least {minimum}")
-    for key in _POSITIVE:
-        if not getattr(cfg, key) > 0:
-            raise TrainingError(f"train.{key}={getattr(cfg, key)!r} must be positive")
-    if not all(0.0 <= b < 1.0 for b in cfg.betas):
-        raise TrainingError(f"train.betas={list(cfg.betas)!r}: each must be in [0, 1)")
-
-
 # Sections that must not change when an experiment is resumed with another config.
 _FROZEN_SECTIONS = ("data", "features", "model")
 
@@ -223,8 +201,8 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(
-                read_manifest(config.data.train_manifest),
+            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
+                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
                 max_utterances=config.features.cmvn_max_utterances,
                 num_workers=config.data.num_workers,
