@@ -145,6 +145,8 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
+    if resume is not None:
+        hooks.resume(resume)
     return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
 
 
