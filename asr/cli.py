@@ -114,9 +114,10 @@ def tokenizer_train(
     model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
+    from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
+    tokenizer = train_tokenizer(manifest_texts(manifest), out, vocab_size, model_type)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
 
 

@@ -22,7 +22,7 @@ import torch
 
 from asr.config import ExperimentConfig, from_dict, to_dict
 from asr.model import ASRModel
-from asr.text.tokenizer import Tokenizer
+from asr.text.tokenizer import Tokenizer, load_tokenizer
 
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer"
@@ -86,4 +86,4 @@ def load_for_inference(
         raise FileNotFoundError(f"experiment directory not found: {exp_dir}")
     state = load_checkpoint(resolve_checkpoint(exp_dir, checkpoint), map_location=device)
     model = model_from_checkpoint(state).to(device).eval()
-    return model, Tokenizer(exp_dir / TOKENIZER), model.config
+    return model, load_tokenizer(exp_dir / TOKENIZER), model.config

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import torch
 import torchaudio
-from rich.console import Console
-from asr.progress import counting_progress
+from typing import TYPE_CHECKING
+
 from torch import nn
 
-from asr.audio import load_audio
 from asr.config import FeatureConfig
-from asr.data.manifest import Utterance
+
+if TYPE_CHECKING:  # the statistics' readers and progress bar are imported where they are used
+    from rich.console import Console
+
+    from asr.data.manifest import Utterance
 
 # Added to the mel power before the log. It bounds digital silence (zero padding, trimmed
 # recordings) to log(1e-6) ~ -13.8 instead of -23 for a 1e-10 floor, so that exact zeros do not
@@ -127,6 +130,8 @@ class _FeatureSums(torch.utils.data.Dataset):
         return len(self.utterances)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        from asr.audio import load_audio
+
         wave, _ = load_audio(self.utterances[index].audio, self.config.sample_rate)  # (S,)
         with torch.no_grad():
             feats, lengths = self.logmel(wave[None], torch.tensor([wave.numel()]))
@@ -158,6 +163,8 @@ def compute_cmvn_stats(
         mean: (n_mels,) float32.
         var: (n_mels,) float32, the population variance.
     """
+    from asr.progress import counting_progress
+
     utterances = list(manifest_utterances)
     if max_utterances > 0 and len(utterances) > max_utterances:
         utterances = random.Random(0).sample(utterances, max_utterances)

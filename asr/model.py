@@ -18,7 +18,7 @@ from asr.config import ExperimentConfig
 from asr.features import GlobalCMVN, LogMel
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
-from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
+from asr.text.special import BLANK_ID, SOS_EOS_ID
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
 

@@ -20,6 +20,7 @@ def random_experiment(tmp_path_factory):
     from asr.data.manifest import Utterance, write_manifest
     from asr.experiment import model_state
     from asr.model import ASRModel
+    from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
 
     def make(texts: list[str], decoder_layers: int = 2):
@@ -27,7 +28,7 @@ def random_experiment(tmp_path_factory):
         manifest = root / "text.jsonl"
         write_manifest([Utterance(f"s-1-{i}", "unused.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(texts)], manifest)
         exp = root / "exp"
-        tokenizer = train_tokenizer([manifest], exp / "tokenizer", vocab_size=24)
+        tokenizer = train_tokenizer(manifest_texts([manifest]), exp / "tokenizer", vocab_size=24)
         torch.manual_seed(0)
         config = ExperimentConfig(
             features=FeatureConfig(n_mels=20),

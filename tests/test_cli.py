@@ -260,12 +260,14 @@ def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeyp
 
 
 def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
+    for name, text in (("a", "A CAT"), ("b", "THE DOG")):
+        write_manifest([Utterance(f"s-1-{name}", "x.wav", 1.0, 16000, "s", "1", text)], tmp_path / f"{name}.jsonl")
     record = Recorder(SimpleNamespace(vocab_size=77))
     monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
     result = _invoke(_tokenizer_args(tmp_path))
     assert result.exit_code == 0, result.output
-    (manifests, out, vocab_size, model_type), _ = record.only_call
-    assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    (texts, out, vocab_size, model_type), _ = record.only_call
+    assert list(texts) == ["A CAT", "THE DOG"]  # the transcripts of both manifests, in order
     assert (Path(out), vocab_size, model_type) == (tmp_path / "tok", 77, "bpe")
 
 
@@ -396,7 +398,7 @@ def experiment(tmp_path_factory):
         utterances.append(Utterance(f"1-2-{i:04d}", str(root / f"u{i}.wav"), 0.8, 16000, "1", "2", text))
     write_manifest(utterances, root / "test.jsonl")
     exp = root / "exp"
-    tokenizer = train_tokenizer([root / "test.jsonl"], exp / "tokenizer", vocab_size=12)
+    tokenizer = train_tokenizer(["A CAT SAT", "THE HAT"], exp / "tokenizer", vocab_size=12)
     config = ExperimentConfig(
         features=FeatureConfig(n_mels=20),
         model=ModelConfig(

@@ -57,3 +57,10 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                 raise ManifestError(f"{path}:{number}: missing field(s) {', '.join(sorted(missing))}")
             utterances.append(Utterance(**{k: record[k] for k in fields}))
     return utterances
+
+
+def manifest_texts(paths: Iterable[str | Path]) -> Iterable[str]:
+    """The transcripts of every utterance of the manifests ``paths``, in order (for tokenizers)."""
+    for path in paths:
+        for utt in read_manifest(path):
+            yield utt.text

@@ -1,30 +1,68 @@
-"""SentencePiece subword tokenizer with the model's special ids defined once.
+"""Tokenizers: one interface, two implementations.
 
-Ids 0..2 are reserved: 0 is the CTC blank (also used to pad token batches), 1 is <unk>, and 2
-is <sos/eos>, which starts every decoder input and ends every decoder target. The tokenizer is
-a directory holding ``tokenizer.model``; it is copied into each experiment so that decoding
-never needs the training manifests.
+* :class:`SentencePieceTokenizer`, trained by ``asr tokenizer train`` on normalised transcripts;
+* :class:`asr.text.whisper_bpe.WhisperTokenizer`, Whisper's byte-level BPE (imported models).
+
+Both keep the special ids of :mod:`asr.text.special`. A tokenizer is a directory; it is copied
+into each experiment so that decoding never needs the training data, and
+:func:`load_tokenizer` tells the two kinds apart by the files in it.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
-import sentencepiece as spm
-
-from asr.data.manifest import read_manifest
 from asr.text.normalize import normalize_text
+from asr.text.special import BLANK_ID, SOS_EOS_ID, UNK_ID
 
-BLANK_ID = 0
-UNK_ID = 1
-SOS_EOS_ID = 2
-MODEL_FILE = "tokenizer.model"
+__all__ = ["BLANK_ID", "UNK_ID", "SOS_EOS_ID", "MODEL_FILE", "Tokenizer", "SentencePieceTokenizer",
+           "load_tokenizer", "is_tokenizer_dir", "train_tokenizer"]
+
+MODEL_FILE = "tokenizer.model"  # SentencePiece
+WHISPER_FILE = "whisper_vocab.json"  # asr.text.whisper_bpe
 
 
-class Tokenizer:
+class Tokenizer(Protocol):
+    """What training, decoding and scoring need from a tokenizer."""
+
+    kind: str  # "sentencepiece" or "whisper"
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def pieces(self, ids: list[int]) -> list[str]: ...
+
+    def save(self, directory: str | Path) -> None: ...
+
+
+def is_tokenizer_dir(directory: str | Path) -> bool:
+    return any((Path(directory) / name).is_file() for name in (MODEL_FILE, WHISPER_FILE))
+
+
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    """The tokenizer saved in ``directory``, of whichever kind it is."""
+    directory = Path(directory)
+    if (directory / WHISPER_FILE).is_file():
+        from asr.text.whisper_bpe import WhisperTokenizer  # only imported models need tiktoken
+
+        return WhisperTokenizer(directory)
+    return SentencePieceTokenizer(directory)
+
+
+class SentencePieceTokenizer:
+    kind = "sentencepiece"
+
     def __init__(self, directory: str | Path):
+        import sentencepiece as spm
+
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path} (make one with `asr tokenizer train`)")
@@ -47,29 +85,32 @@ class Tokenizer:
 
     def save(self, directory: str | Path) -> None:
         """Copy the tokenizer into ``directory`` (e.g. an experiment)."""
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        from asr.files import copy_file
+
         target = Path(directory) / MODEL_FILE
-        if target.resolve() != (self.directory / MODEL_FILE).resolve():
-            shutil.copyfile(self.directory / MODEL_FILE, target)
+        if not target.exists() or target.resolve() != (self.directory / MODEL_FILE).resolve():
+            copy_file(self.directory / MODEL_FILE, target)
 
 
 def train_tokenizer(
-    manifests: list[str | Path],
+    texts: Iterable[str],
     out_dir: str | Path,
     vocab_size: int,
     model_type: str = "unigram",
-) -> Tokenizer:
-    """Train SentencePiece on the normalised transcripts of ``manifests`` and save it to ``out_dir``."""
+) -> SentencePieceTokenizer:
+    """Train SentencePiece on the normalised ``texts`` (transcripts) and save it to ``out_dir``."""
+    import sentencepiece as spm
+
+    from asr.files import copy_file
+
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model type {model_type!r} is not one of unigram, bpe")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
         with text_file.open("w") as f:
-            for manifest in manifests:
-                for utt in read_manifest(manifest):
-                    f.write(normalize_text(utt.text) + "\n")
+            for text in texts:
+                f.write(normalize_text(text) + "\n")
         try:
             spm.SentencePieceTrainer.train(
                 input=str(text_file),
@@ -90,5 +131,5 @@ def train_tokenizer(
             )
         except RuntimeError as err:  # sentencepiece reports bad settings as RuntimeError
             raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
-        shutil.copyfile(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
-    return Tokenizer(out_dir)
+        copy_file(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
+    return SentencePieceTokenizer(out_dir)

@@ -26,7 +26,7 @@ from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
 from asr.features import GlobalCMVN, compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.model import ASRModel, Losses
-from asr.text.tokenizer import MODEL_FILE, Tokenizer
+from asr.text.tokenizer import Tokenizer, is_tokenizer_dir, load_tokenizer
 from asr.train.checkpoint import BestCheckpoints, restore_rng, rng_state, save_atomic
 from asr.train.distributed import DistContext, any_rank, barrier, cleanup, setup_distributed
 from asr.train.optim import build_optimizer, build_scheduler
@@ -107,10 +107,10 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
     if ctx.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, exp_dir / exp_files.CONFIG)
-        if not (exp_dir / exp_files.TOKENIZER / MODEL_FILE).is_file():
+        if not is_tokenizer_dir(exp_dir / exp_files.TOKENIZER):
             if not config.data.tokenizer:
                 raise TrainingError("data.tokenizer is not set (make one with `asr tokenizer train`)")
-            Tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
+            load_tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
         if not (exp_dir / exp_files.CMVN).is_file():
             mean, var = compute_cmvn_stats(
                 read_manifest(config.data.train_manifest),
@@ -121,7 +121,7 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             )
             save_cmvn(exp_dir / exp_files.CMVN, mean, var)
     barrier(ctx)
-    return Tokenizer(exp_dir / exp_files.TOKENIZER)
+    return load_tokenizer(exp_dir / exp_files.TOKENIZER)
 
 
 def _training_utterances(config: ExperimentConfig, console: Console, ctx: DistContext) -> list[Utterance]:

@@ -11,6 +11,7 @@ import torch
 
 from asr.data.librispeech import prepare_librispeech
 from asr.data.synthetic import make_librispeech_tree
+from asr.data.manifest import manifest_texts
 from asr.text.tokenizer import train_tokenizer
 
 WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIMA".split()
@@ -42,7 +43,7 @@ def toy_corpus(tmp_path_factory) -> dict[str, Path]:
     make_librispeech_tree(root, "train", utterances)
     prepare_librispeech(root, ["train"], root / "manifests")
     tokenizer = root / "tokenizer"
-    train_tokenizer([root / "manifests" / "train.jsonl"], tokenizer, vocab_size=40)
+    train_tokenizer(manifest_texts([root / "manifests" / "train.jsonl"]), tokenizer, vocab_size=40)
     return {"manifest": root / "manifests" / "train.jsonl", "tokenizer": tokenizer}
 
 
