@@ -39,6 +39,12 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     cmvn_max_utterances: int = 0  # 0 = every training utterance
+    # Whisper variant: "whisper" is Whisper's log-mel (centred STFT, Slaney mels, log10, clamped
+    # at max - 8, (x + 4) / 4); pad_seconds > 0 pads (or trims) every input to that length, as
+    # Whisper's 30 s window; cmvn false uses no mean/variance normalisation.
+    frontend: Literal["logmel", "whisper"] = "logmel"
+    pad_seconds: float = 0.0
+    cmvn: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ class EncoderConfig:
     dropout: float = 0.1
     subsampling: Literal[4, 6, 8] = 4
     conv_channels: int = 256
+    # Whisper variant: stem "conv1d" is Conv1d k3 s1 + Conv1d k3 s2 with GELU (2x subsampling);
+    # positions "whisper" is Whisper's sinusoid table (sin half, cos half) of max_positions rows.
+    stem: Literal["conv2d", "conv1d"] = "conv2d"
+    positions: Literal["sinusoidal", "whisper"] = "sinusoidal"
+    max_positions: int = 0  # 0 = unbounded (computed per input)
+    activation: Literal["relu", "gelu"] = "relu"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,18 @@ class DecoderConfig:
     heads: int = 4
     ff_dim: int = 2048
     dropout: float = 0.1
+    # Whisper variant: learned positions (max_positions rows), no sqrt(d_model) embedding
+    # scale, output projection tied to the token embedding (no bias).
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_positions: int = 0  # learned positions: rows; also the longest token sequence
+    activation: Literal["relu", "gelu"] = "relu"
+    scale_embedding: bool = True
+    tie_output: bool = False
+    # Tokens fed before the first decoding step (Whisper: <|startoftranscript|>, language,
+    # <|transcribe|>, <|notimestamps|>); the last one is fed in place of <sos>.
+    prompt: tuple[int, ...] = ()
+    suppress: tuple[int, ...] = ()  # token ids never emitted
+    suppress_at_start: tuple[int, ...] = ()  # token ids not emitted first (Whisper: " ", <eot>)
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,7 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
+    attention_key_bias: bool = True  # Whisper: false (queries, values and outputs keep theirs)
 
 
 @dataclass(frozen=True)

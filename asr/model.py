@@ -19,6 +19,7 @@ from asr.features import GlobalCMVN, LogMel
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
 from asr.text.special import BLANK_ID, SOS_EOS_ID
+from asr.whisper.frontend import WhisperLogMel
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
 
@@ -39,8 +40,12 @@ class ASRModel(nn.Module):
         self.config = config
         self.vocab_size = vocab_size
         n_mels = config.features.n_mels
-        self.frontend = LogMel(config.features)
-        self.cmvn = GlobalCMVN(n_mels)
+        self.frontend: LogMel | WhisperLogMel
+        if config.features.frontend == "whisper":
+            self.frontend = WhisperLogMel(config.features)
+        else:
+            self.frontend = LogMel(config.features)
+        self.cmvn = GlobalCMVN(n_mels) if config.features.cmvn else None
         self.spec_augment = SpecAugment(config.augment)
         self.encoder = Encoder(n_mels, config.model)
         self.ctc = nn.Linear(config.model.d_model, vocab_size)
@@ -49,7 +54,8 @@ class ASRModel(nn.Module):
     def features(self, waves: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S) waveforms -> normalised (and in training, augmented) log-mels (B, T, F)."""
         feats, lengths = self.frontend(waves, wave_lengths)
-        feats = self.cmvn(feats, lengths)
+        if self.cmvn is not None:
+            feats = self.cmvn(feats, lengths)
         if self.training:
             feats = self.spec_augment(feats, lengths)
         return feats, lengths
