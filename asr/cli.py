@@ -27,6 +27,8 @@ prepare_app = typer.Typer(help="Prepare corpora: LibriSpeech manifests, or a syn
 tokenizer_app = typer.Typer(help="Train a SentencePiece tokenizer.", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+import_app = typer.Typer(help="Import pretrained models into an experiment folder.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 stdout = Console()
@@ -119,6 +121,30 @@ def tokenizer_train(
 
     tokenizer = train_tokenizer(manifest_texts(manifest), out, vocab_size, model_type)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
+
+
+# --------------------------------------------------------------------------- import
+
+
+@import_app.command("whisper")
+@_user_errors
+def import_whisper(
+    src: Annotated[Path, typer.Argument(help="openai-whisper .pt file, Hugging Face folder, or CTranslate2 (faster-whisper) folder.")],
+    out: Annotated[Path, typer.Option(help="New experiment folder to write (must not exist, or be empty).")],
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json, vocabulary.txt/json or *.tiktoken, when SRC has none beside it.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Multilingual models: the language to transcribe (e.g. en, de); recorded in the config.")] = None,
+    pad_seconds: Annotated[float, typer.Option(help="Pad every input to this many seconds (Whisper: 30); 0 decodes unpadded.")] = 30.0,
+) -> None:
+    """Import a Whisper checkpoint (any size, .en or multilingual) as an experiment folder that
+    `asr decode`, `asr transcribe` and `asr train --init` use as they use any other."""
+    from asr.whisper.convert import import_whisper as run_import
+
+    summary = run_import(src, out, tokenizer=tokenizer, language=language, pad_seconds=pad_seconds)
+    kind = "multilingual" if summary.multilingual else "English-only"
+    stdout.print(
+        f"imported {summary.source} ({summary.parameters / 1e6:.1f}M parameters, {kind}, "
+        f"{summary.n_mels} mels, {summary.vocab_size} tokens) into {summary.out}"
+    )
 
 
 # --------------------------------------------------------------------------- train

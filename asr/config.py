@@ -41,9 +41,11 @@ class FeatureConfig:
     cmvn_max_utterances: int = 0  # 0 = every training utterance
     # Whisper variant: "whisper" is Whisper's log-mel (centred STFT, Slaney mels, log10, clamped
     # at max - 8, (x + 4) / 4); pad_seconds > 0 pads (or trims) every input to that length, as
-    # Whisper's 30 s window; cmvn false uses no mean/variance normalisation.
+    # Whisper's 30 s window, with frames of 0 ("features", faster-whisper) or zero samples
+    # ("audio", openai-whisper); cmvn false uses no mean/variance normalisation.
     frontend: Literal["logmel", "whisper"] = "logmel"
     pad_seconds: float = 0.0
+    pad_mode: Literal["features", "audio"] = "features"
     cmvn: bool = True
 
 
@@ -103,6 +105,7 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
+    ctc_head: bool = True  # imported Whisper models: false until fine-tuning adds one
     attention_key_bias: bool = True  # Whisper: false (queries, values and outputs keep theirs)
 
 

@@ -9,6 +9,7 @@
         last.pt            latest training state (model, optimiser, schedule, RNG, position)
         step-00001234.pt   kept best-K checkpoints by dev metric
         averaged.pt        written by `asr average`
+        imported.pt        written by `asr import whisper` (weights only)
 
 Every checkpoint stores the resolved config and vocabulary size, so a model is rebuilt from the
 checkpoint alone, never from command-line flags.
@@ -31,6 +32,7 @@ LOG = "log.jsonl"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 AVERAGED = "averaged.pt"
+IMPORTED = "imported.pt"  # written by `asr import whisper`
 
 
 def checkpoint_dir(exp_dir: str | Path) -> Path:
@@ -45,9 +47,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def default_checkpoint(exp_dir: str | Path) -> Path:
-    """The model to decode with when none is named: averaged, else last."""
+    """The model to decode with when none is named: averaged, else last, else imported."""
     directory = checkpoint_dir(exp_dir)
-    for name in (AVERAGED, LAST):
+    for name in (AVERAGED, LAST, IMPORTED):
         if (directory / name).is_file():
             return directory / name
     raise FileNotFoundError(f"no checkpoint in {directory} (train with `asr train` first)")

@@ -48,7 +48,10 @@ class ASRModel(nn.Module):
         self.cmvn = GlobalCMVN(n_mels) if config.features.cmvn else None
         self.spec_augment = SpecAugment(config.augment)
         self.encoder = Encoder(n_mels, config.model)
-        self.ctc = nn.Linear(config.model.d_model, vocab_size)
+        if config.model.ctc_weight > 0 and not config.model.ctc_head:
+            raise ValueError(f"model.ctc_weight={config.model.ctc_weight} needs model.ctc_head: true")
+        # Imported Whisper models have no CTC head until a fine-tuning config asks for one.
+        self.ctc = nn.Linear(config.model.d_model, vocab_size) if config.model.ctc_head else None
         self.decoder = Decoder(vocab_size, config.model)
 
     def features(self, waves: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -66,6 +69,9 @@ class ASRModel(nn.Module):
 
     def ctc_log_probs(self, encoded: Tensor) -> Tensor:
         """(B, T', D) -> (B, T', V) log-probabilities, computed in float32 for a stable CTC."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC head (model.ctc_head: false): decode with "
+                             "--method attention_greedy or attention_beam")
         return self.ctc(encoded).float().log_softmax(dim=-1)
 
     def forward(
@@ -86,15 +92,17 @@ class ASRModel(nn.Module):
         batch = tokens.shape[0]
         real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
 
-        ctc_loss = F.ctc_loss(
-            self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
-            tokens,
-            enc_lengths,
-            token_lengths,
-            blank=BLANK_ID,
-            reduction="sum",
-            zero_infinity=True,
-        ) / batch
+        ctc_loss = encoded.new_zeros((), dtype=torch.float32)
+        if self.ctc is not None:
+            ctc_loss = F.ctc_loss(
+                self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
+                tokens,
+                enc_lengths,
+                token_lengths,
+                blank=BLANK_ID,
+                reduction="sum",
+                zero_infinity=True,
+            ) / batch
 
         sos = tokens.new_full((batch, 1), SOS_EOS_ID)
         decoder_in = torch.cat([sos, tokens.masked_fill(~real, BLANK_ID)], dim=1)  # (B, U+1)

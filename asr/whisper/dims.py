@@ -89,6 +89,6 @@ def whisper_config(dims: WhisperDims, rules: dict, pad_seconds: float = PAD_SECO
         tie_output=True, **rules,
     )  # fmt: skip
     model = ModelConfig(d_model=dims.n_audio_state, encoder=encoder, decoder=decoder, ctc_weight=0.0,
-                        label_smoothing=0.0, attention_key_bias=False)  # fmt: skip
+                        label_smoothing=0.0, ctc_head=False, attention_key_bias=False)  # fmt: skip
     features = FeatureConfig(n_mels=dims.n_mels, frontend="whisper", pad_seconds=pad_seconds, cmvn=False)
     return ExperimentConfig(features=features, model=model)

@@ -1,13 +1,16 @@
-"""Whisper's log-mel frontend, built with torchaudio (``log_mel_spectrogram`` in openai-whisper).
+"""Whisper's log-mel frontend, built with torchaudio (``log_mel_spectrogram`` in openai-whisper,
+``FeatureExtractor`` in faster-whisper).
 
-Per utterance: a centred STFT (n_fft 400, hop 160, Hann window, reflect padding) whose last frame
-is dropped, power spectra through Slaney-scale, Slaney-normalised mel filters, log10 of at least
-1e-10, clamped from below at its maximum - 8, then (x + 4) / 4.
+Per utterance: a centred STFT (n_fft 400, hop 160, Hann window, reflect padding) of its samples
+followed by 160 zeros, the last frame dropped; power spectra through Slaney-scale,
+Slaney-normalised mel filters; log10 of at least 1e-10, clamped from below at its maximum - 8,
+then (x + 4) / 4. An utterance of S samples gives S // 160 frames, computed from its own samples
+only, so it is the same alone or zero-padded in a batch.
 
-With ``pad_seconds`` > 0 every input is padded with zeros (or trimmed) to that length first, as
-Whisper's 30 s window: an utterance of S samples then always gives pad_seconds * 100 frames. Without
-it an utterance gives S // 160 frames, computed from its own samples only, so it is the same alone
-or zero-padded in a batch; the frames past its length are 0.
+With ``pad_seconds`` > 0 every input becomes pad_seconds * 100 frames, Whisper's 30 s window:
+``pad_mode`` "features" appends frames of 0 (faster-whisper), "audio" appends zero samples to
+the waveform before the STFT, whose frames then hold the log-mel of silence (openai-whisper).
+Longer inputs are trimmed to the window.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class WhisperLogMel(nn.Module):
         self.sample_rate = config.sample_rate
         self.n_mels = config.n_mels
         self.pad_samples = round(config.pad_seconds * config.sample_rate)
+        self.pad_mode = config.pad_mode
         self.spectrogram = torchaudio.transforms.Spectrogram(
             n_fft=N_FFT, hop_length=HOP, power=2.0, center=True, pad_mode="reflect"
         )
@@ -45,7 +49,7 @@ class WhisperLogMel(nn.Module):
         return torch.div(lengths, HOP, rounding_mode="floor")
 
     def _log_mel(self, waves: Tensor) -> Tensor:
-        """(B, S) -> (B, S // 160, n_mels), each row clamped at its own maximum - 8."""
+        """(B, S) -> (B, S // 160 + 1, n_mels), each row clamped at its own maximum - 8."""
         power = self.spectrogram(waves)[..., :-1]  # (B, F, T)
         mel = (self.filters @ power).clamp(min=1e-10).log10()  # (B, n_mels, T)
         top = mel.amax(dim=(1, 2), keepdim=True)
@@ -55,19 +59,23 @@ class WhisperLogMel(nn.Module):
         """waves (B, S) zero-padded, lengths (B,) -> features (B, T, n_mels) float32, lengths (B,)."""
         with torch.autocast(device_type=waves.device.type, enabled=False):
             waves = waves.float()
+            if self.pad_samples and self.pad_mode == "audio":
+                return self._padded_audio(waves, lengths), self.output_lengths(lengths)
+            frames = torch.div(lengths, HOP, rounding_mode="floor")
             if self.pad_samples:
-                return self._padded(waves, lengths), self.output_lengths(lengths)
-            frame_lengths = self.output_lengths(lengths)
-            feats = waves.new_zeros(waves.shape[0], int(frame_lengths.max()), self.n_mels)
-            for row, (length, frames) in enumerate(zip(lengths.tolist(), frame_lengths.tolist())):
-                if frames > 0:
-                    feats[row, :frames] = self._log_mel(waves[row : row + 1, :length])[0]
-            return feats, frame_lengths
+                frames = frames.clamp(max=self.pad_samples // HOP)
+            out_frames = self.pad_samples // HOP if self.pad_samples else int(frames.max())
+            feats = waves.new_zeros(waves.shape[0], out_frames, self.n_mels)
+            for row, (length, count) in enumerate(zip(lengths.tolist(), frames.tolist())):
+                if count > 0:
+                    own = nn.functional.pad(waves[row : row + 1, :length], (0, HOP))  # as faster-whisper
+                    feats[row, :count] = self._log_mel(own)[0, :count]
+            return feats, self.output_lengths(lengths)
 
-    def _padded(self, waves: Tensor, lengths: Tensor) -> Tensor:
+    def _padded_audio(self, waves: Tensor, lengths: Tensor) -> Tensor:
         # Samples past each utterance's length are zeroed (a batch pads with zeros anyway), and
         # the window is followed by n_fft more zeros so that its last frames see zeros, not a
-        # reflection: faster-whisper pads 30 s of zeros before its STFT.
+        # reflection: openai-whisper pads 30 s of zeros before its STFT.
         target = self.pad_samples + N_FFT
         waves = waves[:, :target]
         valid = torch.arange(waves.shape[1], device=waves.device) < lengths[:, None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from asr.model import ASRModel
@@ -18,16 +17,12 @@ def build_whisper_model(
     source: str = "checkpoint",
     pad_seconds: float = 30.0,
 ) -> ASRModel:
-    """An eval-mode ASRModel holding these Whisper weights; its CTC head is new (zero weights:
-    uniform CTC posteriors, until fine-tuning trains it)."""
+    """An eval-mode ASRModel holding these Whisper weights (no CTC head: fine-tuning adds one)."""
     check_shapes(state, dims, source)
     model = ASRModel(whisper_config(dims, rules, pad_seconds), dims.n_vocab)
     weights = toolkit_state(state, dims, permutation)
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    left = [name for name in missing if not name.startswith(("ctc.", "frontend."))]
+    left = [name for name in missing if not name.startswith("frontend.")]
     if left or unexpected:  # pragma: no cover - the name table and the model disagree: a bug
         raise RuntimeError(f"Whisper weights do not fit the model: missing {left}, unexpected {unexpected}")
-    with torch.no_grad():
-        model.ctc.weight.zero_()
-        model.ctc.bias.zero_()
     return model.eval()

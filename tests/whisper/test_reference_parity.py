@@ -73,8 +73,30 @@ def test_log_mel_frontend_equals_the_reference(n_mels):
     wave = torch.randn(16000 * 3) * torch.linspace(0.01, 0.5, 16000 * 3)
     padded = whisper.pad_or_trim(wave)
     expected = whisper.log_mel_spectrogram(torch.nn.functional.pad(padded, (0, 16000 * 30)), n_mels)[:, :3000]
-    frontend = WhisperLogMel(FeatureConfig(n_mels=n_mels, frontend="whisper", pad_seconds=30.0, cmvn=False))
+    config = FeatureConfig(n_mels=n_mels, frontend="whisper", pad_seconds=30.0, pad_mode="audio", cmvn=False)
+    frontend = WhisperLogMel(config)
     feats, lengths = frontend(wave[None], torch.tensor([wave.numel()]))
     assert feats.shape == (1, 3000, n_mels) and lengths.tolist() == [3000]
     torch.testing.assert_close(feats[0].T, expected, atol=2e-4, rtol=0)
-    np.testing.assert_array_less(-1e-6, feats.numpy() - feats.max().item() / 1 + 2.0)  # clamp at max - 8, / 4
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_log_mel_frontend_equals_faster_whisper(n_mels):
+    """faster-whisper's features: its own samples + 160 zeros, then frames of 0 up to 30 s."""
+    fw = pytest.importorskip("faster_whisper.feature_extractor", reason="test extra: faster-whisper")
+    from asr.config import FeatureConfig
+    from asr.whisper.frontend import WhisperLogMel
+
+    torch.manual_seed(2)
+    waves = [torch.randn(n) * 0.1 for n in (16000 * 2 + 37, 16000 * 3)]
+    reference = fw.FeatureExtractor(feature_size=n_mels)
+    frontend = WhisperLogMel(FeatureConfig(n_mels=n_mels, frontend="whisper", pad_seconds=30.0, cmvn=False))
+    batch = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+    feats, lengths = frontend(batch, torch.tensor([w.numel() for w in waves]))
+    assert lengths.tolist() == [3000, 3000]
+    for row, wave in enumerate(waves):
+        expected = reference(wave.numpy())[:, :-1]  # (n_mels, content frames), as transcribe() cuts it
+        frames = expected.shape[1]
+        assert frames == wave.numel() // 160
+        torch.testing.assert_close(feats[row, :frames].T, torch.from_numpy(expected), atol=2e-4, rtol=0)
+        assert bool((feats[row, frames:] == 0).all())  # pad_or_trim's zero frames
