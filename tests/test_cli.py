@@ -83,7 +83,7 @@ class Recorder:
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("tokenizer", "train"), ("train",),
-        ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("average",), ("decode",), ("transcribe",), ("wer",), ("import", "whisper"),
     }  # fmt: skip
 
 
@@ -149,6 +149,11 @@ def _average_args(tmp: Path) -> list[str]:
     return ["average", "--exp", tmp / "exp", "--best", "2", "--out", tmp / "avg.pt"]
 
 
+def _import_args(tmp: Path) -> list[str]:
+    return ["import", "whisper", tmp / "tiny.en.pt", "--out", tmp / "exp", "--tokenizer", tmp / "tokenizer.json",
+            "--language", "de", "--pad-seconds", "10"]  # fmt: skip
+
+
 def _wer_args(tmp: Path) -> list[str]:
     return ["wer", tmp / "ref.txt", tmp / "hyp.txt", "--out", tmp / "report", "--json",
             "--alignments", "3", "--top", "4"]  # fmt: skip
@@ -163,6 +168,7 @@ REACH_ARGS = {
     ("prepare", "synthetic"): _synthetic_args,
     ("average",): _average_args,
     ("wer",): _wer_args,
+    ("import", "whisper"): _import_args,
 }
 
 
@@ -519,3 +525,17 @@ def test_installed_script_wer_json_end_to_end(tmp_path):
     assert json.loads((tmp_path / "r" / "wer.json").read_text())["cer"] == pytest.approx(1 / 16)
     missing = subprocess.run([ASR, "wer", tmp_path / "nope", tmp_path / "hyp.txt"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: transcript file not found: {tmp_path / 'nope'}"
+
+
+def test_import_whisper_options_reach_the_importer(tmp_path, monkeypatch):
+    import asr.whisper.convert
+
+    summary = SimpleNamespace(source="s", out=tmp_path / "exp", parameters=1e6, vocab_size=51865, n_mels=80, multilingual=True)
+    record = Recorder(summary)
+    monkeypatch.setattr(asr.whisper.convert, "import_whisper", record)
+    result = _invoke(_import_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (src, out), kwargs = record.only_call
+    assert (Path(src), Path(out)) == (tmp_path / "tiny.en.pt", tmp_path / "exp")
+    assert kwargs == {"tokenizer": tmp_path / "tokenizer.json", "language": "de", "pad_seconds": 10.0}
+    assert "multilingual" in result.stdout
