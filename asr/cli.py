@@ -157,12 +157,18 @@ def train(
     exp: Annotated[Path, typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set model.encoder.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
+    init: Annotated[Optional[Path], typer.Option(help="Start from this experiment's weights (e.g. `asr import whisper`); its config is the base that --config and --set change.")] = None,
 ) -> None:
     """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
     from asr.config import load_config
     from asr.train.loop import train as run_training
 
-    summary = run_training(load_config(config, set_ or []), exp, device=device, console=console)
+    base = None
+    if init is not None:
+        from asr.finetune import init_base_config
+
+        base = init_base_config(init)
+    summary = run_training(load_config(config, set_ or [], base=base), exp, device=device, console=console)
     best = summary.best_dev
     stdout.print(
         f"trained {summary.steps} steps ({summary.epochs_done} epochs) in {exp}"

@@ -127,6 +127,8 @@ class TrainConfig:
     keep_best: int = 5
     max_nonfinite: int = 20  # consecutive non-finite losses that stop training
     valid_max_utterances: int = 0  # 0 = the whole dev manifest
+    init: str = ""  # start from this experiment's weights (`asr train --init EXP`), e.g. imported Whisper
+    freeze_encoder: int = 0  # fine-tuning: freeze the stem and the first N encoder blocks; -1 = all of it
 
 
 @dataclass(frozen=True)
@@ -246,8 +248,20 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     return values
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+def merge(base: dict, values: dict) -> dict:
+    """``values`` over ``base``, section by section (a copy; neither is changed)."""
+    out = dict(base)
+    for key, value in values.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
+) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides.
+    With ``base`` (another experiment's config, for ``asr train --init``) the file's values
+    are laid over it, so that the file needs only what it changes."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -259,7 +273,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    values = apply_overrides(values, overrides or [])
+    values = apply_overrides(merge(base or {}, values), overrides or [])
     try:
         return from_dict(values)
     except ConfigError as err:

@@ -124,7 +124,7 @@ def _transcribe_args(tmp: Path) -> list[str]:
 def _train_args(tmp: Path) -> list[str]:
     return ["train", "--config", tmp / "config.yaml", "--exp", tmp / "exp",
             "--set", "model.encoder.layers=3", "--set", "train.lr=5e-4",
-            "--set", "data.train_manifest=/data/train.jsonl", "--device", "cuda:2"]  # fmt: skip
+            "--set", "data.train_manifest=/data/train.jsonl", "--device", "cuda:2", "--init", tmp / "init"]  # fmt: skip
 
 
 def _tokenizer_args(tmp: Path) -> list[str]:
@@ -251,6 +251,8 @@ def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
 
 def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeypatch):
     (tmp_path / "config.yaml").write_text("model:\n  d_model: 64\n  encoder: {layers: 6, heads: 2}\ntrain:\n  epochs: 3\n")
+    (tmp_path / "init").mkdir()
+    (tmp_path / "init" / "config.yaml").write_text("features: {n_mels: 40}\nmodel: {d_model: 32, ctc_weight: 0.1}\n")
     record = Recorder(SimpleNamespace(steps=12, epochs_done=3, best_dev={"metric": [0.5, 1.0], "step": 10}))
     monkeypatch.setattr(asr.train.loop, "train", record)
     result = _invoke(_train_args(tmp_path))
@@ -263,6 +265,9 @@ def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeyp
     assert config.model.decoder == DecoderConfig()  # defaults
     assert kwargs["device"] == "cuda:2"
     assert "trained 12 steps (3 epochs)" in result.stdout
+    # --init: its config is the base (n_mels, ctc_weight), the file and --set win (d_model)
+    assert config.features.n_mels == 40 and config.model.ctc_weight == 0.1
+    assert config.train.init == str(tmp_path / "init") and config.data.tokenizer == str(tmp_path / "init" / "tokenizer")
 
 
 def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):

@@ -123,8 +123,13 @@ class WhisperTokenizer:
         return self.specials[token]
 
     def encode(self, text: str) -> list[int]:
-        """A transcript as Whisper writes it: with one leading space (" Hello world.")."""
-        return [self.to_model(i) for i in self._bpe.encode_ordinary(" " + text.strip())]
+        """A transcript as Whisper writes it: with one leading space (" Hello world."). A
+        reference all in upper case (LibriSpeech's convention) is lower-cased first: Whisper
+        writes sentence case, and fine-tuning should not have to unlearn that."""
+        text = text.strip()
+        if text.isupper():
+            text = text.lower()
+        return [self.to_model(i) for i in self._bpe.encode_ordinary(" " + text)]
 
     def decode(self, ids: list[int]) -> str:
         """Text of the ids; special tokens (timestamps too) are left out."""

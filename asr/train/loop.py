@@ -24,6 +24,7 @@ from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.batching import DurationBatchSampler
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
+from asr.finetune import freeze_encoder, load_init_weights
 from asr.features import GlobalCMVN, compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.model import ASRModel, Losses
 from asr.text.tokenizer import Tokenizer, is_tokenizer_dir, load_tokenizer
@@ -111,7 +112,7 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             if not config.data.tokenizer:
                 raise TrainingError("data.tokenizer is not set (make one with `asr tokenizer train`)")
             load_tokenizer(config.data.tokenizer).save(exp_dir / exp_files.TOKENIZER)
-        if not (exp_dir / exp_files.CMVN).is_file():
+        if config.features.cmvn and not (exp_dir / exp_files.CMVN).is_file():
             mean, var = compute_cmvn_stats(
                 read_manifest(config.data.train_manifest),
                 config.features,
@@ -183,8 +184,12 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
 
     model = ASRModel(config, tokenizer.vocab_size)
-    mean, var = load_cmvn(exp_dir / exp_files.CMVN)
-    model.cmvn.load_state_dict(GlobalCMVN.from_stats(mean, var).state_dict())
+    if model.cmvn is not None:
+        mean, var = load_cmvn(exp_dir / exp_files.CMVN)
+        model.cmvn.load_state_dict(GlobalCMVN.from_stats(mean, var).state_dict())
+    if resume is None and cfg.init:
+        load_init_weights(model, cfg.init)
+    freeze_encoder(model, cfg.freeze_encoder)
     model.to(ctx.device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
