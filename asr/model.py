@@ -20,6 +20,7 @@ from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
 from asr.text.special import BLANK_ID, SOS_EOS_ID
 from asr.whisper.frontend import WhisperLogMel
+from asr.nn.masks import lengths_to_mask
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
 
@@ -90,7 +91,7 @@ class ASRModel(nn.Module):
         """The losses from encoder output (B, T', D) (so validation can also decode it)."""
         cfg = self.config.model
         batch = tokens.shape[0]
-        real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
+        real = lengths_to_mask(token_lengths, tokens.shape[1])
 
         ctc_loss = encoded.new_zeros((), dtype=torch.float32)
         if self.ctc is not None:
@@ -122,6 +123,3 @@ class ASRModel(nn.Module):
         correct = ((logits.argmax(-1) == targets) & scored).sum()
         return Losses(loss, ctc_loss, att_loss, int(correct), int(scored.sum()), batch)
 
-
-def build_model(config: ExperimentConfig, vocab_size: int) -> ASRModel:
-    return ASRModel(config, vocab_size)

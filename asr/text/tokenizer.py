@@ -110,6 +110,8 @@ def train_tokenizer(
         text_file = Path(tmp) / "text.txt"
         with text_file.open("w") as f:
             for text in texts:
+                if isinstance(text, Path):
+                    raise TypeError(f"train_tokenizer takes transcripts, not the manifest {text} (see manifest_texts)")
                 f.write(normalize_text(text) + "\n")
         try:
             spm.SentencePieceTrainer.train(

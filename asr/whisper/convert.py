@@ -16,11 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from asr import experiment as exp_files
+from asr.checkpoint import directory_hash, model_state, save_checkpoint
 from asr.config import save_config
-from asr.files import atomic_path
 from asr.model import ASRModel
 from asr.text.whisper_bpe import WhisperTokenizer
 from asr.whisper.dims import PAD_SECONDS, decoding_rules
@@ -66,8 +64,8 @@ def import_whisper(
     try:
         model, tok, path = load_whisper(src, tokenizer, language, pad_seconds, staging)
         save_config(model.config, staging / exp_files.CONFIG)
-        with atomic_path(staging / exp_files.CHECKPOINTS / exp_files.IMPORTED) as tmp:
-            torch.save(exp_files.model_state(model), tmp)
+        state = model_state(model, directory_hash(staging / exp_files.TOKENIZER))
+        save_checkpoint(state, staging / exp_files.CHECKPOINTS / exp_files.IMPORTED)
         if out.exists():
             out.rmdir()
         staging.rename(out)
