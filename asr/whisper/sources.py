@@ -262,7 +262,7 @@ def read_vocabulary(path: Path, n_vocab: int) -> list[str]:
         table = data
     else:
         raise SourceError(f"{path}: not a tokenizer file")
-    tokens = [""] * (max(table.values()) + 1)
+    tokens: list = [None] * (max(table.values()) + 1)
     for token, index in table.items():
         tokens[index] = token
     return _complete(tokens, n_vocab, path)
@@ -288,9 +288,9 @@ def _complete(tokens: list[str], n_vocab: int, path: Path) -> list[str]:
         tokens = tokens + ["<|endoftext|>", "<|startoftranscript|>"]
         tokens += [f"<|{code}|>" for code in LANGUAGE_CODES[:languages]]
         tokens += ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
-    tokens = [t for t in tokens[:n_vocab]]
+    tokens = tokens[:n_vocab]
     tokens += [f"<|{i * 0.02:.2f}|>" for i in range(n_vocab - len(tokens))]
-    if "" in tokens or "<|notimestamps|>" not in tokens:
+    if None in tokens or "<|notimestamps|>" not in tokens:  # an id the file does not name
         raise SourceError(f"{path}: not a complete Whisper vocabulary for {n_vocab} tokens")
     return tokens
 
