@@ -63,6 +63,9 @@ def token_text(data: bytes) -> str:
 
 class WhisperTokenizer:
     kind = "whisper"
+    # The WER of Whisper-style output (case, punctuation, "7" for "seven") is scored with the
+    # English Whisper-style normaliser by name (asr.text.normalize), not LibriSpeech's.
+    normalizer = "english"
 
     def __init__(self, directory: str | Path):
         path = Path(directory) / VOCAB_FILE
