@@ -37,6 +37,8 @@ LAST = "last.pt"
 AVERAGED = "averaged.pt"
 IMPORTED = "imported.pt"  # written by `asr import whisper`
 LOCK = ".lock"
+TRAIN_REJECTED = "train.rejected.tsv"  # training utterances left out for their audio (asr.data.screen)
+DEV_REJECTED = "dev.rejected.tsv"
 
 
 def checkpoint_dir(exp_dir: str | Path) -> Path:

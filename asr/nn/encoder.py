@@ -58,7 +58,7 @@ class Encoder(nn.Module):
             )
         if self.positions is not None:
             return self.positions[:frames].to(x.dtype)
-        return sinusoidal_positions(frames, self.d_model).to(x.device, x.dtype)
+        return sinusoidal_positions(frames, self.d_model, device=x.device).to(x.dtype)
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, F) normalised features -> (B, T', D) encoder output and (B,) lengths T'."""

@@ -22,7 +22,8 @@ from asr import files
 from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
-from asr.data.manifest import read_manifest
+from asr.data.screen import usable_utterances
+from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
@@ -129,7 +130,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
     """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
     precision = resolve_precision(config.train.precision, ctx.device)
-    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main)
+    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
@@ -149,7 +150,18 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
-    return Session(state, TrainData(config, tokenizer, ctx, console), hooks)
+    if resume is not None:
+        hooks.resume(resume)
+    return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
+
+
+def _tensorboard(config: ExperimentConfig, exp_dir: Path, ctx: DistContext):
+    """The optional TensorBoard writer beside log.jsonl (train.tensorboard: true, rank 0)."""
+    if not (config.train.tensorboard and ctx.is_main):
+        return None
+    from asr.tensorboard import TensorBoardMirror
+
+    return TensorBoardMirror(exp_dir)
 
 
 def _last_path(exp_dir: Path) -> Path:
@@ -167,7 +179,7 @@ def _start(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         return None
     resume = load_checkpoint(last_path)
     _check_resumable(resume["config"], config, exp_dir)
-    log.cut_after(resume["position"]["step"])
+    log.cut_to(resume.get("log_records"), resume["position"]["step"])
     if ctx.is_main:
         console.print(f"resuming {exp_dir} from step {resume['position']['step']}")
     return resume
@@ -204,14 +216,16 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if config.features.cmvn and not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(
-                read_manifest(config.data.train_manifest),
+            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
+                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
                 max_utterances=config.features.cmvn_max_utterances,
                 num_workers=config.data.num_workers,
                 console=console,
             )
             save_cmvn(exp_dir / layout.CMVN, mean, var)
+        if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
+            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
     barrier(ctx)
     return load_tokenizer(exp_dir / layout.TOKENIZER)
 
