@@ -60,13 +60,13 @@ def make_random_experiment(root: Path, texts: list[str], **model_options):
     """exp/ under ``root`` with a tokenizer trained on ``texts`` and checkpoints/last.pt of a
     tiny random model that rarely says <eos>. Returns (exp_dir, model)."""
     from asr.checkpoint import model_state
-    from asr.data.manifest import Utterance, write_manifest
+    from asr.data.manifest import Utterance, manifest_texts, write_manifest
     from asr.text.tokenizer import train_tokenizer
 
     manifest = root / "text.jsonl"
     write_manifest([Utterance(f"s-1-{i}", "unused.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(texts)], manifest)
     exp = root / "exp"
-    tokenizer = train_tokenizer([manifest], exp / "tokenizer", vocab_size=24)
+    tokenizer = train_tokenizer(manifest_texts([manifest]), exp / "tokenizer", vocab_size=24)
     model = tiny_model(tokenizer.vocab_size, eos_bias=-3.0, **model_options)
     (exp / "checkpoints").mkdir(parents=True)
     torch.save(model_state(model), exp / "checkpoints" / "last.pt")
