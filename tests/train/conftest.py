@@ -15,19 +15,6 @@ from asr.text.tokenizer import train_tokenizer
 
 WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIMA".split()
 
-TINY_MODEL = [
-    "model.d_model=32",
-    "model.encoder.layers=1",
-    "model.encoder.heads=2",
-    "model.encoder.ff_dim=64",
-    "model.encoder.conv_channels=4",
-    "model.decoder.layers=1",
-    "model.decoder.heads=2",
-    "model.decoder.ff_dim=64",
-    "features.n_mels=20",
-]
-
-
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("toy")
@@ -44,17 +31,3 @@ def toy_corpus(tmp_path_factory) -> dict[str, Path]:
     tokenizer = root / "tokenizer"
     train_tokenizer([root / "manifests" / "train.jsonl"], tokenizer, vocab_size=40)
     return {"manifest": root / "manifests" / "train.jsonl", "tokenizer": tokenizer}
-
-
-def toy_overrides(corpus: dict[str, Path], *extra: str) -> list[str]:
-    return [
-        f"data.train_manifest={corpus['manifest']}",
-        f"data.tokenizer={corpus['tokenizer']}",
-        "data.max_batch_seconds=4",
-        "data.num_workers=0",
-        "data.bucket_size=8",
-        "train.warmup_steps=5",
-        "train.log_every=1",
-        *TINY_MODEL,
-        *extra,
-    ]

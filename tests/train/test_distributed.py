@@ -11,7 +11,7 @@ import torch
 from asr.config import load_config
 from asr.model import ASRModel
 
-from conftest import toy_overrides
+from train_kit import toy_overrides
 
 HERE = Path(__file__).parent
 

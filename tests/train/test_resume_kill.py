@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from asr.faults import ENV
-from conftest import toy_overrides
+from train_kit import toy_overrides
 
 ROOT = Path(__file__).parents[2]
 STEPS = 8

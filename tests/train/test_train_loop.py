@@ -16,7 +16,7 @@ from asr.config import ConfigError, load_config
 from asr.train.data import group_updates
 from asr.train.distributed import setup_distributed
 from asr.train.loop import TrainingError, prepare, run, train
-from conftest import toy_overrides
+from train_kit import toy_overrides
 
 QUIET = Console(quiet=True)
 
