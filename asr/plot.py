@@ -56,7 +56,7 @@ def attention_data(recognizer, audio, sample_rate: int | None = None, **options:
     model, tokenizer, device = recognizer.model, recognizer.tokenizer, recognizer.device
     wave = recognizer.load_wave(audio, sample_rate).to(device)
     encoded, lengths = model.encode(wave[None], torch.tensor([wave.numel()], device=device))  # (1, T, D)
-    tokens = search_encoded(model, encoded, lengths, decode_options(**options)[0])[0][0].tokens
+    tokens = search_encoded(model, encoded, lengths, decode_options(model.ctc is not None, **options)[0])[0][0].tokens
     inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=device)
     _, weights = model.decoder(inputs, encoded, lengths, need_weights=True)  # per layer (1, H, U+1, T)
     log_probs = model.ctc_log_probs(encoded)[0, : int(lengths[0])]  # (T, V)
