@@ -127,15 +127,27 @@ def tokenizer_train(
 @_user_errors
 def train(
     config: Annotated[Path, typer.Option(help="YAML config (see configs/).")],
-    exp: Annotated[Path, typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")],
+    exp: Annotated[Optional[Path], typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set model.encoder.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schedule (audio per update, updates, warmup share) from the training manifest and exit.")] = False,
+    gpus: Annotated[Optional[int], typer.Option(help="With --dry-run: GPUs to plan for (default: WORLD_SIZE, else train.gpus).", min=1)] = None,
 ) -> None:
     """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
+    import os
+
     from asr.config import load_config
     from asr.train.loop import train as run_training
+    from asr.train.schedule import announce, plan, training_durations
 
-    summary = run_training(load_config(config, set_ or []), exp, device=device, console=console)
+    resolved = load_config(config, set_ or [])
+    if dry_run:
+        ranks = gpus or int(os.environ.get("WORLD_SIZE", 0)) or resolved.train.gpus
+        announce(plan(resolved, training_durations(resolved), ranks), stdout)
+        return
+    if exp is None:
+        raise ValueError("--exp DIR is required (the experiment folder), unless --dry-run is given")
+    summary = run_training(resolved, exp, device=device, console=console)
     best = summary.best_dev
     stdout.print(
         f"trained {summary.steps} steps ({summary.epochs_done} epochs) in {exp}"
@@ -160,11 +172,9 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
-def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: Optional[bool], max_length_ratio: float, batch_size: int):
+def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int):
     from asr.decode.options import DecodeOptions
 
-    if length_norm is None:  # the two rankings are exclusive: a bonus given means no normalisation
-        length_norm = length_bonus == 0.0
     return DecodeOptions(
         method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
         length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
@@ -175,7 +185,8 @@ Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attenti
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
-LengthNorm = Annotated[Optional[bool], typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length (default: on, unless --length-bonus is given).", show_default=False)]
+# The defaults are DecodeOptions()'s (a test checks): ESPnet's ranking, raw score + length bonus.
+LengthNorm = Annotated[bool, typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length instead of score + length bonus (exclusive with --length-bonus).")]
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -192,7 +203,7 @@ def decode(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = None,
+    length_norm: LengthNorm = False,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",
@@ -220,7 +231,7 @@ def transcribe(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = None,
+    length_norm: LengthNorm = False,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",

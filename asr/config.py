@@ -30,6 +30,7 @@ class DataConfig:
     max_duration: float = 30.0  # longer training utterances are left out
     num_workers: int = 2
     bucket_size: int = 100  # batches drawn from duration-sorted buckets of this many utterances
+    vocab_size: int = 0  # SentencePiece units (`asr tokenizer train --config`); 0 = not checked
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class AugmentConfig:
     freq_masks: int = 2
     freq_mask_width: int = 27
     time_masks: int = 2
-    time_mask_width: int = 40
+    time_mask_width: int = 40  # widest time mask in frames (when time_mask_ratio is 0)
+    time_mask_ratio: float = 0.0  # > 0: widest time mask as a fraction of each utterance (ESPnet)
     time_warp: bool = False
     time_warp_window: int = 5
     speed_perturb: bool = False
@@ -62,6 +64,8 @@ class EncoderConfig:
     dropout: float = 0.1
     subsampling: Literal[4, 6, 8] = 4
     conv_channels: int = 256
+    type: Literal["transformer", "conformer"] = "transformer"
+    conv_kernel: int = 31  # conformer: depthwise convolution kernel
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 5.0
     accum_steps: int = 1
+    # GPUs the schedule is written for. One update takes data.max_batch_seconds x accum_steps x
+    # gpus of audio; on another number of GPUs accumulation is adjusted to keep that batch.
+    gpus: int = 1
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 1234
     log_every: int = 50  # steps between progress/log lines

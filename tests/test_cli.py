@@ -154,6 +154,14 @@ def _wer_args(tmp: Path) -> list[str]:
             "--alignments", "3", "--top", "4"]  # fmt: skip
 
 
+def _train_dry_run_args(tmp: Path) -> list[str]:
+    return ["train", "--config", tmp / "config.yaml", "--dry-run", "--gpus", "3",
+            "--set", f"data.train_manifest={tmp / 'train.jsonl'}"]  # fmt: skip
+
+
+# Further cases of a command, for options that change what it does (checked with REACH_ARGS).
+MORE_REACH_ARGS = {("train",): _train_dry_run_args}
+
 REACH_ARGS = {
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
@@ -170,6 +178,8 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
     assert set(REACH_ARGS) == set(LEAVES), "add a case (args + test) for the new command"
     for path, make_args in REACH_ARGS.items():
         args = [str(a) for a in make_args(tmp_path)]
+        if path in MORE_REACH_ARGS:
+            args += [str(a) for a in MORE_REACH_ARGS[path](tmp_path)]
         assert tuple(args[: len(path)]) == path
         for param in LEAVES[path].params:
             if param.param_type_name == "option" and "--help" not in param.opts:
@@ -195,17 +205,17 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "extra, length_norm, length_bonus",
-    [([], True, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--no-length-norm"], False, 0.0)],
+    [([], False, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--length-norm"], True, 0.0)],
 )
-def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, monkeypatch, extra, length_norm, length_bonus):
+def test_decode_ranks_by_raw_score_and_length_bonus_unless_told_otherwise(tmp_path, monkeypatch, extra, length_norm, length_bonus):
     record = Recorder(SimpleNamespace(rtf=1.0))
     monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
     result = _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "dev-clean.jsonl", *extra])
     assert result.exit_code == 0, result.output
     (_, _, out, options), kwargs = record.only_call
     assert (options.length_norm, options.length_bonus) == (length_norm, length_bonus)
-    cli_defaults = DecodeOptions(method="joint_beam", beam=10, ctc_weight=0.3, batch_size=8, max_length_ratio=1.0)
-    assert options == dataclasses.replace(cli_defaults, length_norm=length_norm, length_bonus=length_bonus)
+    # `asr decode` and DecodeOptions() have the same defaults (ESPnet's ranking: raw score + bonus).
+    assert options == dataclasses.replace(DecodeOptions(), length_norm=length_norm, length_bonus=length_bonus)
     assert Path(out) == tmp_path / "decode" / "dev-clean-joint_beam"  # the default output folder
     assert kwargs["checkpoint"] is None and kwargs["device"].type in ("cpu", "cuda")
 
@@ -241,6 +251,34 @@ def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
     assert result.exit_code == 1  # one file failed
     assert result.stdout == "a.wav\tHELLO THERE\n"
     assert result.stderr.strip() == "error: b.wav: file not found"
+
+
+def _fake_manifest(path: Path, durations: list[float]) -> None:
+    """A manifest whose audio does not exist: enough for a dry run, which reads durations only."""
+    write_manifest(
+        (Utterance(f"u{i}", f"/nowhere/u{i}.flac", d, 16000, "1", "1", "A B") for i, d in enumerate(durations)),
+        path,
+    )
+
+
+def test_train_dry_run_prints_the_schedule_and_trains_nothing(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text(
+        "data: {max_batch_seconds: 100}\ntrain: {gpus: 4, accum_steps: 1, epochs: 10, warmup_steps: 1000}\n"
+    )
+    _fake_manifest(tmp_path / "train.jsonl", [10.0] * 400 + [40.0])  # 40 s: over data.max_duration
+    record = Recorder()
+    monkeypatch.setattr(asr.train.loop, "train", record)
+    result = _invoke(_train_dry_run_args(tmp_path)[:-2] + ["--set", f"data.train_manifest={tmp_path / 'train.jsonl'}"])
+    assert result.exit_code == 0, result.output
+    assert record.calls == []
+    out = " ".join(result.stdout.split())
+    # 4 x 100 s per update kept on 3 GPUs: 2 micro-batches of 400/6 s each; 6 utterances per
+    # micro-batch (66.7 s) -> 67 micro-batches, 23 per rank (dealt in equal shares), 12 updates.
+    assert "400 utterances (1.1 h) per epoch, on 3 GPU(s) x 2 accumulated micro-batch(es) of <= 67 s" in out
+    assert "audio per update: <= 400 s" in out
+    assert "12 per epoch x 10 epochs = 120 total; warmup 1000 (833.3% of the run)" in out
+    assert "written for 4 GPU(s); on 3" in out
+    assert "warning: warmup (1000 updates) is more than 30% of the run" in out
 
 
 def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeypatch):

@@ -27,10 +27,12 @@ from asr.data.manifest import Utterance, read_manifest
 from asr.features import GlobalCMVN, compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.model import ASRModel, Losses
 from asr.text.tokenizer import MODEL_FILE, Tokenizer
-from asr.train.checkpoint import BestCheckpoints, restore_rng, rng_state, save_atomic
+from asr.train.checkpoint import BestCheckpoints, rng_state, save_atomic
 from asr.train.distributed import DistContext, any_rank, barrier, cleanup, setup_distributed
 from asr.train.optim import build_optimizer, build_scheduler
 from asr.train.progress import TrainProgress
+from asr.train.schedule import announce, plan
+from asr.train.seeding import gather_rng_states, restore_rank_rng, seed_rank
 from asr.train.validate import validate
 
 
@@ -183,6 +185,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
 
     model = ASRModel(config, tokenizer.vocab_size)
+    seed_rank(cfg.seed, ctx.rank)  # same weights everywhere; per-rank augmentation and dropout
     mean, var = load_cmvn(exp_dir / exp_files.CMVN)
     model.cmvn.load_state_dict(GlobalCMVN.from_stats(mean, var).state_dict())
     model.to(ctx.device)
@@ -196,7 +199,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         scheduler.load_state_dict(resume["scheduler"])
         scaler.load_state_dict(resume["scaler"])
         position = _Position(**resume["position"])
-        restore_rng(resume["rng"])
+        restore_rank_rng(resume, ctx, cfg.seed)
     ddp_model = (
         DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
         if ctx.enabled
@@ -204,6 +207,10 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
     )
 
     utterances = _training_utterances(config, console, ctx)
+    schedule = plan(config, [u.duration for u in utterances], ctx.world_size)
+    if ctx.is_main:
+        announce(schedule, console)
+        _log(exp_dir / exp_files.LOG, schedule.record())
     dataset = SpeechDataset(
         utterances,
         tokenizer,
@@ -213,7 +220,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
     )
     sampler = DurationBatchSampler(
         [u.duration for u in utterances],
-        config.data.max_batch_seconds,
+        schedule.batch_seconds,
         seed=cfg.seed,
         rank=ctx.rank,
         world_size=ctx.world_size,
@@ -256,8 +263,9 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         return result
 
     def save_last() -> None:
+        rank_rng = gather_rng_states(ctx)
         if ctx.is_main:
-            save_atomic(state(), last_path)
+            save_atomic({**state(), "rank_rng": rank_rng}, last_path)
         barrier(ctx)
 
     max_steps = cfg.max_steps or math.inf
@@ -289,12 +297,12 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
                 accumulated += 1
                 # The epoch's last batches update even when fewer than accum_steps: gradients never
                 # cross an epoch boundary (a checkpoint there holds none).
-                update = accumulated == cfg.accum_steps or position.batch_in_epoch + 1 == epoch_batches
+                update = accumulated == schedule.accum_steps or position.batch_in_epoch + 1 == epoch_batches
                 sync = contextlib.nullcontext() if update or not ctx.enabled else ddp_model.no_sync()
                 with sync:
                     with _autocast(ctx.device, cfg.precision):
                         losses = ddp_model(batch.waves, batch.wave_lengths, batch.tokens, batch.token_lengths)
-                    scaler.scale(losses.loss / cfg.accum_steps).backward()
+                    scaler.scale(losses.loss / schedule.accum_steps).backward()
                 loss_value = losses.loss.item()
                 window.add(losses, float(batch.wave_lengths.sum()) / config.features.sample_rate)
                 position.batch_in_epoch += 1
