@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from asr import experiment
@@ -102,3 +103,6 @@ def test_one_rank_and_two_gloo_ranks_take_the_same_updates_at_the_same_learning_
     ]
     assert [(s["ranks"], s["accum_steps"]) for s in schedules] == [(1, 2), (2, 1)]
     assert {s["total_updates"] for s in schedules} == {single.steps}
+    # Each rank's own random stream (augmentation, dropout) is kept for resuming.
+    rank_rng = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["rank_rng"]
+    assert len(rank_rng) == 2 and not torch.equal(rank_rng[0]["torch"], rank_rng[1]["torch"])
