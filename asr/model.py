@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from asr.augment import SpecAugment
 from asr.config import ExperimentConfig
 from asr.features import GlobalCMVN, LogMel
+from asr.nn.conformer import ConformerEncoder
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
@@ -42,7 +43,8 @@ class ASRModel(nn.Module):
         self.frontend = LogMel(config.features)
         self.cmvn = GlobalCMVN(n_mels)
         self.spec_augment = SpecAugment(config.augment)
-        self.encoder = Encoder(n_mels, config.model)
+        encoder = ConformerEncoder if config.model.encoder.type == "conformer" else Encoder
+        self.encoder = encoder(n_mels, config.model)
         self.ctc = nn.Linear(config.model.d_model, vocab_size)
         self.decoder = Decoder(vocab_size, config.model)
 
