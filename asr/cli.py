@@ -109,13 +109,19 @@ def prepare_synthetic(
 @_user_errors
 def tokenizer_train(
     manifest: Annotated[list[Path], typer.Option(help="Training manifest(s) whose transcripts to learn from.")],
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos>.")],
     out: Annotated[Path, typer.Option(help="Folder to write tokenizer.model into.")],
+    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos> (default: the config's data.vocab_size).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Experiment config whose data.vocab_size to use.")] = None,
     model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
+    from asr.config import load_config
     from asr.text.tokenizer import train_tokenizer
 
+    if vocab_size is None:
+        vocab_size = load_config(config).data.vocab_size if config else 0
+        if not vocab_size:
+            raise ValueError(f"give --vocab-size N, or --config with data.vocab_size set ({config or 'no --config'})")
     tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
 

@@ -160,7 +160,12 @@ def _train_dry_run_args(tmp: Path) -> list[str]:
 
 
 # Further cases of a command, for options that change what it does (checked with REACH_ARGS).
-MORE_REACH_ARGS = {("train",): _train_dry_run_args}
+def _tokenizer_config_args(tmp: Path) -> list[str]:
+    return ["tokenizer", "train", "--manifest", tmp / "a.jsonl", "--config", tmp / "config.yaml",
+            "--out", tmp / "tok"]  # fmt: skip
+
+
+MORE_REACH_ARGS = {("train",): _train_dry_run_args, ("tokenizer", "train"): _tokenizer_config_args}
 
 REACH_ARGS = {
     ("decode",): _decode_args,
@@ -305,6 +310,18 @@ def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
     (manifests, out, vocab_size, model_type), _ = record.only_call
     assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     assert (Path(out), vocab_size, model_type) == (tmp_path / "tok", 77, "bpe")
+
+
+def test_tokenizer_vocabulary_size_comes_from_the_config(tmp_path, monkeypatch):
+    record = Recorder(SimpleNamespace(vocab_size=300))
+    monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
+    (tmp_path / "config.yaml").write_text("data: {vocab_size: 300}\n")
+    result = _invoke(_tokenizer_config_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (_, _, vocab_size, model_type), _ = record.only_call
+    assert (vocab_size, model_type) == (300, "unigram")
+    (tmp_path / "config.yaml").write_text("data: {vocab_size: 0}\n")
+    _assert_one_line_error(_invoke(_tokenizer_config_args(tmp_path)), "--vocab-size")
 
 
 def test_tokenizer_train_end_to_end(tmp_path):

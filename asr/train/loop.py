@@ -183,6 +183,11 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         (exp_dir / exp_files.LOG).replace(exp_dir / f"{exp_files.LOG}.{int(time.time())}")
     torch.manual_seed(cfg.seed)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
+    if config.data.vocab_size and tokenizer.vocab_size != config.data.vocab_size:
+        raise TrainingError(
+            f"the tokenizer has {tokenizer.vocab_size} units but data.vocab_size is "
+            f"{config.data.vocab_size}: train it with `asr tokenizer train --config` or fix the key"
+        )
 
     model = ASRModel(config, tokenizer.vocab_size)
     seed_rank(cfg.seed, ctx.rank)  # same weights everywhere; per-rank augmentation and dropout

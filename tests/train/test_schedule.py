@@ -106,3 +106,11 @@ def test_one_rank_and_two_gloo_ranks_take_the_same_updates_at_the_same_learning_
     # Each rank's own random stream (augmentation, dropout) is kept for resuming.
     rank_rng = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["rank_rng"]
     assert len(rank_rng) == 2 and not torch.equal(rank_rng[0]["torch"], rank_rng[1]["torch"])
+
+
+def test_a_tokenizer_of_another_size_than_data_vocab_size_stops_training(toy_corpus, tmp_path):
+    from asr.train.loop import TrainingError
+
+    config = load_config("configs/tiny.yaml", toy_overrides(toy_corpus, "data.vocab_size=41"))
+    with pytest.raises(TrainingError, match="the tokenizer has 40 units but data.vocab_size is 41"):
+        train(config, tmp_path / "exp", device="cpu", console=QUIET)
