@@ -3,7 +3,7 @@
 Times full optimizer steps (forward, joint CTC/attention loss, backward, AdamW) for each
 config and precision, and prints a table and JSON.
 
-Usage: .venv/bin/python bench/train_speed.py [--configs tiny,transformer_100h]
+Usage: .venv/bin/python bench/train_speed.py [--configs tiny,transformer_100h,conformer_100h]
        [--precisions fp32,bf16] [--seconds 10] [--batch 16] [--steps 3] [--device cpu]
 """
 
@@ -73,7 +73,7 @@ def measure(name: str, precision: str, seconds: float, batch: int, steps: int, d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="tiny,transformer_100h")
+    parser.add_argument("--configs", default="tiny,transformer_100h,conformer_100h")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each synthetic utterance")
     parser.add_argument("--batch", type=int, default=16)
