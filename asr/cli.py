@@ -27,6 +27,8 @@ prepare_app = typer.Typer(help="Prepare corpora: LibriSpeech manifests, or a syn
 tokenizer_app = typer.Typer(help="Train a SentencePiece tokenizer.", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+lm_app = typer.Typer(help="Transformer language models for shallow fusion.", no_args_is_help=True)
+app.add_typer(lm_app, name="lm")
 
 console = Console(stderr=True)
 stdout = Console()
@@ -124,6 +126,61 @@ def tokenizer_train(
             raise ValueError(f"give --vocab-size N, or --config with data.vocab_size set ({config or 'no --config'})")
     tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
+
+
+# --------------------------------------------------------------------------- lm
+
+
+@lm_app.command("train")
+@_user_errors
+def lm_train(
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (the recogniser's: the LM scores its units).")],
+    out: Annotated[Path, typer.Option(help="Folder to write lm.pt, tokenizer/ and log.jsonl into.")],
+    text: Annotated[Optional[list[Path]], typer.Option(help="Text file(s), one sentence a line (.gz read as gzip).")] = None,
+    manifest: Annotated[Optional[list[Path]], typer.Option(help="Manifest(s) whose transcripts to train on.")] = None,
+    layers: Annotated[int, typer.Option(help="Transformer blocks.", min=1)] = 4,
+    d_model: Annotated[int, typer.Option(help="Model width.", min=8)] = 256,
+    heads: Annotated[int, typer.Option(help="Attention heads.", min=1)] = 4,
+    ff_dim: Annotated[int, typer.Option(help="Feed-forward width.", min=8)] = 1024,
+    dropout: Annotated[float, typer.Option(help="Dropout.", min=0.0, max=0.9)] = 0.1,
+    epochs: Annotated[int, typer.Option(help="Passes over the text.", min=1)] = 10,
+    batch_tokens: Annotated[int, typer.Option(help="Units per batch (padded).", min=16)] = 4000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option(help="Updates of linear warmup.", min=0)] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train a Transformer LM on the tokenizer's units, from text files or manifests' transcripts."""
+    from itertools import chain
+
+    from asr.lm.data import manifest_sentences, text_sentences
+    from asr.lm.train import LMTrainOptions, train_lm
+    from asr.train.distributed import pick_device
+
+    if not text and not manifest:
+        raise ValueError("give --text FILE or --manifest M (or both) to train the LM on")
+
+    def sentences():
+        return chain(*(text_sentences(t) for t in text or []), manifest_sentences(manifest or []))
+
+    shape = dict(layers=layers, d_model=d_model, heads=heads, ff_dim=ff_dim, dropout=dropout)
+    options = LMTrainOptions(epochs=epochs, batch_tokens=batch_tokens, lr=lr, warmup_steps=warmup_steps, seed=seed)
+    summary = train_lm(sentences, tokenizer, out, shape, options, device=pick_device(device), console=console)
+    stdout.print(f"LM trained ({summary.updates} updates, last epoch {summary.loss:.3f} nats per unit) in {out}")
+
+
+@lm_app.command("download")
+@_user_errors
+def lm_download(
+    out: Annotated[Path, typer.Option(help="Folder for librispeech-lm-norm.txt.gz.")],
+    base_url: Annotated[str, typer.Option(help="Mirror of OpenSLR resource 11.")] = "https://www.openslr.org/resources/11",
+    sha256: Annotated[Optional[str], typer.Option(help="Expected SHA-256 (none is published; without it the first download's is recorded).")] = None,
+) -> None:
+    """Download the LibriSpeech LM corpus (resumable, checksum-verified)."""
+    from asr.lm.download import download_lm_corpus
+
+    path = download_lm_corpus(out, base_url, sha256, console=console)
+    stdout.print(f"LM corpus ready: {path}")
 
 
 # --------------------------------------------------------------------------- train

@@ -83,7 +83,7 @@ class Recorder:
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("tokenizer", "train"), ("train",),
-        ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("average",), ("decode",), ("transcribe",), ("wer",), ("lm", "train"), ("lm", "download"),
     }  # fmt: skip
 
 
@@ -167,7 +167,21 @@ def _tokenizer_config_args(tmp: Path) -> list[str]:
 
 MORE_REACH_ARGS = {("train",): _train_dry_run_args, ("tokenizer", "train"): _tokenizer_config_args}
 
+def _lm_train_args(tmp: Path) -> list[str]:
+    return ["lm", "train", "--tokenizer", tmp / "tok", "--out", tmp / "lm", "--text", tmp / "a.txt",
+            "--text", tmp / "b.txt.gz", "--manifest", tmp / "m.jsonl", "--layers", "3", "--d-model", "48",
+            "--heads", "3", "--ff-dim", "96", "--dropout", "0.2", "--epochs", "4", "--batch-tokens", "500",
+            "--lr", "0.002", "--warmup-steps", "7", "--seed", "5", "--device", "cpu"]  # fmt: skip
+
+
+def _lm_download_args(tmp: Path) -> list[str]:
+    return ["lm", "download", "--out", tmp / "lmtext", "--base-url", "http://mirror.example/11",
+            "--sha256", "ab" * 32]  # fmt: skip
+
+
 REACH_ARGS = {
+    ("lm", "train"): _lm_train_args,
+    ("lm", "download"): _lm_download_args,
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
     ("train",): _train_args,
@@ -322,6 +336,41 @@ def test_tokenizer_vocabulary_size_comes_from_the_config(tmp_path, monkeypatch):
     assert (vocab_size, model_type) == (300, "unigram")
     (tmp_path / "config.yaml").write_text("data: {vocab_size: 0}\n")
     _assert_one_line_error(_invoke(_tokenizer_config_args(tmp_path)), "--vocab-size")
+
+
+def test_lm_train_options_reach_train_lm(tmp_path, monkeypatch):
+    import asr.lm.train
+    from asr.lm.train import LMTrainOptions
+
+    record = Recorder(SimpleNamespace(updates=3, loss=1.5))
+    monkeypatch.setattr(asr.lm.train, "train_lm", record)
+    result = _invoke(_lm_train_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (sentences, tokenizer, out, shape, options), kwargs = record.only_call
+    assert (Path(tokenizer), Path(out)) == (tmp_path / "tok", tmp_path / "lm")
+    assert shape == dict(layers=3, d_model=48, heads=3, ff_dim=96, dropout=0.2)
+    assert options == LMTrainOptions(epochs=4, batch_tokens=500, lr=0.002, warmup_steps=7, seed=5)
+    assert kwargs["device"] == torch.device("cpu") and "3 updates" in result.stdout
+    (tmp_path / "a.txt").write_text("one line\n")
+    import gzip
+
+    with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
+        f.write("two\n")
+    write_manifest([Utterance("s-1-1", "x.wav", 1.0, 16000, "s", "1", "three")], tmp_path / "m.jsonl")
+    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]  # every source, fresh on each call
+    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]
+    _assert_one_line_error(_invoke(["lm", "train", "--tokenizer", tmp_path, "--out", tmp_path / "x"]), "--text")
+
+
+def test_lm_download_options_reach_the_downloader(tmp_path, monkeypatch):
+    import asr.lm.download
+
+    record = Recorder(tmp_path / "lmtext" / "librispeech-lm-norm.txt.gz")
+    monkeypatch.setattr(asr.lm.download, "download_lm_corpus", record)
+    result = _invoke(_lm_download_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (out, base_url, sha256), _ = record.only_call
+    assert (Path(out), base_url, sha256) == (tmp_path / "lmtext", "http://mirror.example/11", "ab" * 32)
 
 
 def test_tokenizer_train_end_to_end(tmp_path):
