@@ -15,10 +15,7 @@ import torchaudio
 from torch import nn
 
 from asr.config import AugmentConfig
-
-
-def _valid_frames(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    return torch.arange(max_len, device=lengths.device) < lengths[:, None]  # (B, T)
+from asr.nn.masks import lengths_to_mask
 
 
 def random_masks(
@@ -92,7 +89,7 @@ def time_warp(feats: torch.Tensor, lengths: torch.Tensor, window: int) -> torch.
     low_frames = feats.gather(1, low[..., None].expand(B, T, F))  # (B, T, F)
     high_frames = feats.gather(1, high[..., None].expand(B, T, F))
     warped = low_frames * (1 - frac) + high_frames * frac
-    return warped.masked_fill(~_valid_frames(lengths, T)[..., None], 0.0)
+    return warped.masked_fill(~lengths_to_mask(lengths, T)[..., None], 0.0)
 
 
 class SpecAugment(nn.Module):

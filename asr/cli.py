@@ -226,7 +226,7 @@ def average(
     out: Annotated[Optional[Path], typer.Option(help="Output file (default: <exp>/checkpoints/averaged.pt).")] = None,
 ) -> None:
     """Average the N best checkpoints into one model (decoding then uses it by default)."""
-    from asr.train.checkpoint import average_best
+    from asr.experiment import average_best
 
     paths, target = average_best(exp, best, out)
     stdout.print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {target}")

@@ -248,6 +248,3 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
-
-def replace(config: Any, **changes: Any) -> Any:
-    return dataclasses.replace(config, **changes)

@@ -5,13 +5,15 @@
       tokenizer/           SentencePiece model (copied from data.tokenizer)
       cmvn.json            global mean/variance of the training features
       log.jsonl            one JSON object per logged training/validation event
+      .lock                held by the running `asr train` (pid, host)
       checkpoints/
         last.pt            latest training state (model, optimiser, schedule, RNG, position)
         step-00001234.pt   kept best-K checkpoints by dev metric
         averaged.pt        written by `asr average`
 
-Every checkpoint stores the resolved config and vocabulary size, so a model is rebuilt from the
-checkpoint alone, never from command-line flags.
+Every checkpoint stores the resolved config, the vocabulary size and the tokenizer's content hash,
+so a model is rebuilt from the checkpoint alone, never from command-line flags, and never paired
+with another tokenizer (see ``asr.checkpoint``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from asr.config import ExperimentConfig, from_dict, to_dict
+from asr.checkpoint import average_best as _average, check_tokenizer, load_checkpoint, model_from_checkpoint
+from asr.config import ExperimentConfig
 from asr.model import ASRModel
 from asr.text.tokenizer import Tokenizer
 
@@ -31,17 +34,11 @@ LOG = "log.jsonl"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 AVERAGED = "averaged.pt"
+LOCK = ".lock"
 
 
 def checkpoint_dir(exp_dir: str | Path) -> Path:
     return Path(exp_dir) / CHECKPOINTS
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def default_checkpoint(exp_dir: str | Path) -> Path:
@@ -65,18 +62,6 @@ def resolve_checkpoint(exp_dir: str | Path, checkpoint: str | Path | None) -> Pa
     return path
 
 
-def model_state(model: ASRModel) -> dict:
-    """What decoding needs from a checkpoint: the weights, the resolved config, the vocabulary size."""
-    return {"model": model.state_dict(), "config": to_dict(model.config), "vocab_size": model.vocab_size}
-
-
-def model_from_checkpoint(state: dict) -> ASRModel:
-    config = from_dict(state["config"])
-    model = ASRModel(config, state["vocab_size"])
-    model.load_state_dict(state["model"])
-    return model
-
-
 def load_for_inference(
     exp_dir: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> tuple[ASRModel, Tokenizer, ExperimentConfig]:
@@ -84,6 +69,17 @@ def load_for_inference(
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise FileNotFoundError(f"experiment directory not found: {exp_dir}")
-    state = load_checkpoint(resolve_checkpoint(exp_dir, checkpoint), map_location=device)
-    model = model_from_checkpoint(state).to(device).eval()
+    path = resolve_checkpoint(exp_dir, checkpoint)
+    state = load_checkpoint(path)
+    check_tokenizer(state, exp_dir / TOKENIZER, path)
+    model = model_from_checkpoint(state, path).to(device).eval()
     return model, Tokenizer(exp_dir / TOKENIZER), model.config
+
+
+def average_best(exp_dir: str | Path, count: int, out: str | Path | None = None) -> tuple[list[Path], Path]:
+    """Average the ``count`` best checkpoints of ``exp_dir`` (by dev WER) into ``out``
+    (default: checkpoints/averaged.pt, which decoding then uses). Returns (sources, output)."""
+    if not Path(exp_dir).is_dir():
+        raise FileNotFoundError(f"experiment directory not found: {exp_dir}")
+    target = Path(out) if out else checkpoint_dir(exp_dir) / AVERAGED
+    return _average(checkpoint_dir(exp_dir), count, target), target

@@ -19,6 +19,7 @@ from asr.features import GlobalCMVN, LogMel
 from asr.nn.conformer import ConformerEncoder
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
+from asr.nn.masks import lengths_to_mask
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
@@ -80,7 +81,7 @@ class ASRModel(nn.Module):
         """The losses from encoder output (B, T', D) (so validation can also decode it)."""
         cfg = self.config.model
         batch = tokens.shape[0]
-        real = torch.arange(tokens.shape[1], device=tokens.device) < token_lengths[:, None]
+        real = lengths_to_mask(token_lengths, tokens.shape[1])
 
         ctc_loss = F.ctc_loss(
             self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
@@ -110,6 +111,3 @@ class ASRModel(nn.Module):
         correct = ((logits.argmax(-1) == targets) & scored).sum()
         return Losses(loss, ctc_loss, att_loss, int(correct), int(scored.sum()), batch)
 
-
-def build_model(config: ExperimentConfig, vocab_size: int) -> ASRModel:
-    return ASRModel(config, vocab_size)

@@ -32,10 +32,9 @@ import asr.text.tokenizer
 import asr.train.loop
 import asr.transcribe
 from asr.cli import app
-from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig, to_dict
+from asr.config import DecoderConfig, ExperimentConfig, to_dict
 from asr.data.manifest import Utterance, write_manifest
 from asr.decode.options import DecodeOptions
-from asr.model import ASRModel
 from asr.text.tokenizer import train_tokenizer
 
 ASR = Path(sys.executable).parent / "asr"  # the console script installed with the package
@@ -490,7 +489,7 @@ def test_wer_tables_name_the_error_rates(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
+def experiment(tmp_path_factory, tiny_model):
     """A tiny random experiment (tokenizer, last.pt) and a two-utterance manifest."""
     root = tmp_path_factory.mktemp("cli")
     utterances = []
@@ -501,17 +500,9 @@ def experiment(tmp_path_factory):
     write_manifest(utterances, root / "test.jsonl")
     exp = root / "exp"
     tokenizer = train_tokenizer([root / "test.jsonl"], exp / "tokenizer", vocab_size=12)
-    config = ExperimentConfig(
-        features=FeatureConfig(n_mels=20),
-        model=ModelConfig(
-            d_model=16,
-            encoder=EncoderConfig(layers=1, heads=2, ff_dim=32, conv_channels=4),
-            decoder=DecoderConfig(layers=1, heads=2, ff_dim=32),
-        ),
-    )
-    model = ASRModel(config, tokenizer.vocab_size)
+    model = tiny_model(tokenizer.vocab_size, peaked=False)
     (exp / "checkpoints").mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "config": to_dict(config), "vocab_size": tokenizer.vocab_size}, exp / "checkpoints" / "last.pt")
+    torch.save({"model": model.state_dict(), "config": to_dict(model.config), "vocab_size": tokenizer.vocab_size}, exp / "checkpoints" / "last.pt")
     return exp, root / "test.jsonl"
 
 

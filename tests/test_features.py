@@ -1,4 +1,3 @@
-import json
 import math
 
 import pytest
@@ -8,14 +7,7 @@ import torchaudio
 
 from asr.config import FeatureConfig
 from asr.data.manifest import Utterance
-from asr.features import (
-    LOG_OFFSET,
-    GlobalCMVN,
-    LogMel,
-    compute_cmvn_stats,
-    load_cmvn,
-    save_cmvn,
-)
+from asr.features import LOG_OFFSET, LogMel
 
 CONFIG = FeatureConfig()  # 16 kHz, 80 mels, 25 ms window (400), 10 ms hop (160)
 
@@ -101,60 +93,3 @@ def test_logmel_stays_float32_under_autocast():
         feats, _ = LogMel(CONFIG)(waves, lens)
     assert feats.dtype == torch.float32
     torch.testing.assert_close(feats, reference)
-
-
-def test_cmvn_stats_match_direct_computation(tmp_path):
-    utterances = write_corpus(tmp_path, [16000, 8000, 12000, 5000, 9999, 401])
-    mean, var = compute_cmvn_stats(utterances, CONFIG, num_workers=2)
-    frames = read_frames(utterances).double()
-    assert mean.shape == var.shape == (80,)
-    torch.testing.assert_close(mean, frames.mean(0).float(), atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close(var, frames.var(0, unbiased=False).float(), atol=1e-4, rtol=1e-4)
-
-
-def test_cmvn_subset_is_seeded(tmp_path):
-    utterances = write_corpus(tmp_path, [4000 + 1000 * i for i in range(8)])
-    first = compute_cmvn_stats(utterances, CONFIG, max_utterances=3, num_workers=0)
-    again = compute_cmvn_stats(utterances, CONFIG, max_utterances=3, num_workers=0)
-    full = compute_cmvn_stats(utterances, CONFIG, num_workers=0)
-    torch.testing.assert_close(first, again, rtol=0, atol=0)
-    assert not torch.allclose(first[0], full[0])
-
-
-def test_normalised_training_features_have_zero_mean_unit_std(tmp_path):
-    utterances = write_corpus(tmp_path, [16000, 8000, 12000, 5000, 9999])
-    cmvn = GlobalCMVN.from_stats(*compute_cmvn_stats(utterances, CONFIG, num_workers=0))
-    logmel = LogMel(CONFIG)
-    normalised = []
-    for u in utterances:
-        wave = torch.from_numpy(sf.read(u.audio, dtype="float32")[0])
-        padded = torch.nn.functional.pad(wave, (0, 3000))[None]  # padding must stay out of stats
-        feats, lengths = logmel(padded, torch.tensor([wave.numel()]))
-        out = cmvn(feats, lengths)
-        assert (out[0, lengths[0] :] == 0).all()
-        normalised.append(out[0, : lengths[0]])
-    frames = torch.cat(normalised).double()
-    assert frames.mean(0).abs().max() < 1e-4
-    assert (frames.std(0, unbiased=False) - 1).abs().max() < 1e-4
-
-
-def test_cmvn_json_round_trip_and_state_dict(tmp_path):
-    mean, var = torch.randn(80), torch.rand(80) + 0.5
-    save_cmvn(tmp_path / "cmvn.json", mean, var, count=1234)
-    record = json.loads((tmp_path / "cmvn.json").read_text())
-    assert record["count"] == 1234 and len(record["mean"]) == len(record["var"]) == 80
-    loaded_mean, loaded_var = load_cmvn(tmp_path / "cmvn.json")
-    torch.testing.assert_close(loaded_mean, mean)
-    torch.testing.assert_close(loaded_var, var)
-
-    cmvn = GlobalCMVN.load(tmp_path / "cmvn.json")
-    torch.testing.assert_close(cmvn.std, var.sqrt())
-    restored = GlobalCMVN(80)  # how a model built from a checkpoint gets its statistics
-    restored.load_state_dict(cmvn.state_dict())
-    feats = torch.randn(2, 7, 80)
-    lengths = torch.tensor([7, 4])
-    expected = (feats - mean) / var.sqrt()
-    out = restored(feats, lengths)
-    torch.testing.assert_close(out[0], expected[0])
-    torch.testing.assert_close(out[1, :4], expected[1, :4])
-    assert (out[1, 4:] == 0).all()

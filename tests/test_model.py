@@ -3,24 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-from asr.config import AugmentConfig, DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
-from asr.model import ASRModel
 from asr.text.tokenizer import SOS_EOS_ID
 
 VOCAB = 13
-
-
-def tiny_model(spec_augment: bool = True, **model_changes) -> ASRModel:
-    model_config = ModelConfig(
-        d_model=32,
-        encoder=EncoderConfig(layers=2, heads=2, ff_dim=64, conv_channels=4),
-        decoder=DecoderConfig(layers=1, heads=2, ff_dim=64),
-        **model_changes,
-    )
-    config = ExperimentConfig(
-        features=FeatureConfig(n_mels=20), augment=AugmentConfig(spec_augment=spec_augment), model=model_config
-    )
-    return ASRModel(config, VOCAB)
 
 
 def batch(lengths=(8000, 3300, 5600), token_lengths=(5, 2, 4)):
@@ -33,8 +18,8 @@ def batch(lengths=(8000, 3300, 5600), token_lengths=(5, 2, 4)):
     return waves, torch.tensor(lengths), tokens, torch.tensor(token_lengths)
 
 
-def test_encoding_from_waveforms_is_the_same_alone_and_padded():
-    model = tiny_model().eval()
+def test_encoding_from_waveforms_is_the_same_alone_and_padded(tiny_model):
+    model = tiny_model(VOCAB, peaked=False)
     waves, lengths, _, _ = batch()
     encoded, enc_lengths = model.encode(waves, lengths)
     for i in range(len(lengths)):
@@ -44,8 +29,8 @@ def test_encoding_from_waveforms_is_the_same_alone_and_padded():
         torch.testing.assert_close(encoded[i, :n], alone[0], atol=1e-4, rtol=1e-4)
 
 
-def test_batch_losses_are_the_mean_of_per_utterance_losses():
-    model = tiny_model().eval()
+def test_batch_losses_are_the_mean_of_per_utterance_losses(tiny_model):
+    model = tiny_model(VOCAB, peaked=False)
     waves, lengths, tokens, token_lengths = batch()
     together = model(waves, lengths, tokens, token_lengths)
     alone = [
@@ -57,8 +42,8 @@ def test_batch_losses_are_the_mean_of_per_utterance_losses():
     assert together.tokens == int(token_lengths.sum()) + 3  # every token plus one <eos> each
 
 
-def test_loss_is_the_weighted_sum_of_ctc_and_cross_entropy():
-    model = tiny_model(ctc_weight=0.25, label_smoothing=0.0).eval()
+def test_loss_is_the_weighted_sum_of_ctc_and_cross_entropy(tiny_model):
+    model = tiny_model(VOCAB, peaked=False, ctc_weight=0.25, label_smoothing=0.0)
     waves, lengths, tokens, token_lengths = batch(lengths=(6000,), token_lengths=(4,))
     losses = model(waves, lengths, tokens, token_lengths)
     torch.testing.assert_close(losses.loss, 0.25 * losses.ctc + 0.75 * losses.attention)
@@ -74,8 +59,8 @@ def test_loss_is_the_weighted_sum_of_ctc_and_cross_entropy():
     torch.testing.assert_close(losses.ctc, expected_ctc, atol=1e-4, rtol=1e-4)
 
 
-def test_a_few_steps_overfit_one_batch():
-    model = tiny_model(spec_augment=False, label_smoothing=0.0)
+def test_a_few_steps_overfit_one_batch(tiny_model):
+    model = tiny_model(VOCAB, peaked=False, spec_augment=False, label_smoothing=0.0).train()
     waves, lengths, tokens, token_lengths = batch()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None

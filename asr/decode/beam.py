@@ -1,19 +1,21 @@
-"""Batched beam search over the attention decoder, optionally joint with CTC prefix scores.
+"""Batched beam search over weighted scorers (the decoder, CTC prefix scores, ...).
 
 Several utterances and all their hypotheses advance together as one tensor batch: each utterance
-owns G = beam fixed slots (rows n*G .. n*G+G-1), so one decoder call per step serves every
+owns G = beam fixed slots (rows n*G .. n*G+G-1), so one call per scorer and step serves every
 hypothesis, and the scorers' states are reordered by row indices. Per step:
 
-1. the decoder scores every next token of every hypothesis (a full scorer);
-2. <eos> is scored for every hypothesis; other tokens only for the decoder's K best per
-   hypothesis (K = G, or ceil(pre_beam_ratio * G) when CTC scores them: partial scoring);
-3. score = (1 - w) * decoder log-prob + w * CTC prefix score (Watanabe et al., 2017), w the
-   ctc_weight (0 for attention-only search);
+1. the full scorers (``partial`` False: the decoder) score every next token of every hypothesis;
+2. their weighted sum picks K candidates per hypothesis (the pre-beam: K = G, or
+   ceil(pre_beam_ratio * G) when a partial scorer such as CTC could reorder them), which the
+   partial scorers then score ("partial scoring"); every scorer also scores <eos>;
+3. score = sum of weight * scorer score, e.g. (1 - w) * decoder log-prob + w * CTC prefix score
+   (Watanabe et al., 2017);
 4. each utterance keeps its G best non-<eos> extensions; an <eos> extension that ranks among
-   them is finished, and goes to the utterance's finished list, ranked by
-   :class:`asr.decode.ranking.Ranker`;
+   them is finished, and is kept among the utterance's G best finished ones (on the device),
+   ranked by :class:`asr.decode.ranking.Ranker`;
 5. an utterance leaves the batch by the rules of :mod:`asr.decode.end_rules`.
 
+Nothing waits for the device inside a step except the check whether an utterance has ended.
 Dead slots (the G-1 empty slots of the first step, or hypotheses nothing could extend) hold -inf
 and are never finished.
 """
@@ -21,20 +23,22 @@ and are never finished.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from asr.decode.ctc_prefix import CTCPrefixScorer
 from asr.decode.end_rules import max_token_lengths, utterances_done
 from asr.decode.hypothesis import Hypothesis, empty_hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
-from asr.decode.scorers import TokenScorer, combine
+from asr.decode.scorers import Scorer, Scores, Selection, combine
+from asr.nn.masks import NEG_INF, utterance_rows
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
-NEG_INF = float("-inf")
+Weighted = Mapping[str, tuple[Scorer, float]]  # name -> (scorer, weight)
 
 
 @dataclass
@@ -42,109 +46,156 @@ class Beams:
     """The alive hypotheses of the utterances still decoding: G rows per utterance."""
 
     utterances: Tensor  # (n,) index of each utterance in the original batch
-    tokens: Tensor  # (n*G, L) tokens so far, without <sos>
-    attention: Tensor  # (n*G,) decoder log-prob of the tokens
+    tokens: Tensor  # (n*G, L_max) tokens so far (the first ``length`` columns), without <sos>
     score: Tensor  # (n*G,) joint score of the tokens; -inf marks a dead slot
+    length: int  # tokens of every hypothesis (they grow in lockstep)
 
     @classmethod
-    def start(cls, utterances: int, group: int, device: torch.device) -> Beams:
+    def start(cls, utterances: int, group: int, max_tokens: int, device: torch.device) -> Beams:
         """One empty hypothesis per utterance, in slot 0; the other slots dead."""
         score = torch.full((utterances, group), NEG_INF, device=device)
         score[:, 0] = 0.0
-        tokens = torch.zeros(utterances * group, 0, dtype=torch.long, device=device)
-        arange = torch.arange(utterances, device=device)
-        return cls(arange, tokens, score.view(-1).clone(), score.view(-1))
+        tokens = torch.zeros(utterances * group, max_tokens, dtype=torch.long, device=device)
+        return cls(torch.arange(utterances, device=device), tokens, score.view(-1), 0)
 
-    @property
-    def last(self) -> Tensor:
-        """(n*G,) each hypothesis's latest token, <sos> before the first."""
-        if self.tokens.shape[1] == 0:
-            return torch.full_like(self.score, SOS_EOS_ID, dtype=torch.long)
-        return self.tokens[:, -1]
-
-    def grow(self, rows: Tensor, new_tokens: Tensor, attention: Tensor, score: Tensor) -> Beams:
+    def grow(self, rows: Tensor, new_tokens: Tensor, score: Tensor) -> Beams:
         """Hypotheses rows (n*G,) extended by new_tokens (n*G,), with their new scores."""
-        tokens = torch.cat([self.tokens[rows], new_tokens[:, None]], dim=1)
-        return Beams(self.utterances, tokens, attention, score)
+        tokens = self.tokens.index_select(0, rows)
+        tokens[:, self.length] = new_tokens
+        return Beams(self.utterances, tokens, score, self.length + 1)
 
     def keep(self, keep: Tensor, group: int) -> Beams:
         """Only the utterances ``keep`` (n',) (indices into the current n)."""
-        rows = _utterance_rows(keep, group)
-        return Beams(self.utterances[keep], self.tokens[rows], self.attention[rows], self.score[rows])
+        rows = utterance_rows(keep, group)
+        return Beams(self.utterances[keep], self.tokens[rows], self.score[rows], self.length)
+
+
+@dataclass
+class Finished:
+    """Each utterance's G best finished hypotheses, best first, ties to the earlier finished."""
+
+    score: Tensor  # (N, G) ranking score; -inf: empty slot
+    tokens: Tensor  # (N, G, L_max)
+    lengths: Tensor  # (N, G) tokens without <eos>
+    parts: dict[str, Tensor]  # scorer name -> (N, G) its score of the hypothesis with <eos>
+    count: Tensor  # (N,) hypotheses finished so far, kept or not
+
+    @classmethod
+    def empty(cls, utterances: int, group: int, max_tokens: int, names: list[str], device: torch.device) -> Finished:
+        score = torch.full((utterances, group), NEG_INF, device=device)
+        tokens = torch.zeros(utterances, group, max_tokens, dtype=torch.long, device=device)
+        lengths = torch.zeros(utterances, group, dtype=torch.long, device=device)
+        parts = {name: torch.zeros_like(score) for name in names}
+        return cls(score, tokens, lengths, parts, torch.zeros(utterances, dtype=torch.long, device=device))
+
+    def add(self, beams: Beams, accepted: Tensor, ranked: Tensor, parts: dict[str, Tensor]) -> None:
+        """Merge the <eos> extensions ``accepted`` (n*G,) of ``beams``, ranked (n*G,), into the
+        G best of their utterances; ``parts`` (n*G,) each are the scorers' scores."""
+        utts, group = beams.utterances, self.score.shape[1]
+        new = ranked.masked_fill(~accepted, NEG_INF).view(-1, group)  # (n, G)
+        merged, order = torch.cat([self.score[utts], new], dim=1).sort(dim=1, descending=True, stable=True)
+        order = order[:, :group]  # (n, G) into [old G, new G]
+
+        def pick(old: Tensor, fresh: Tensor) -> Tensor:  # (n, G, ...) each -> the kept (n, G, ...)
+            both = torch.cat([old, fresh], dim=1)
+            index = order.view(order.shape + (1,) * (both.dim() - 2)).expand((-1, -1) + both.shape[2:])
+            return both.gather(1, index)
+
+        tokens = beams.tokens.view(-1, group, beams.tokens.shape[1])
+        self.tokens[utts] = pick(self.tokens[utts], tokens)
+        self.lengths[utts] = pick(self.lengths[utts], torch.full_like(new, beams.length, dtype=torch.long))
+        for name, part in parts.items():
+            self.parts[name][utts] = pick(self.parts[name][utts], part.view(-1, group))
+        self.score[utts] = merged[:, :group]
+        self.count[utts] += accepted.view(-1, group).sum(dim=1)
+
+    def hypotheses(self) -> list[list[Hypothesis]]:
+        """Per utterance, its finished hypotheses best first (one empty, -inf, if none)."""
+        score, lengths, tokens = self.score.tolist(), self.lengths.tolist(), self.tokens.tolist()
+        parts = {name: part.tolist() for name, part in self.parts.items()}
+        results = []
+        for n, row in enumerate(score):
+            hyps = [
+                Hypothesis.from_parts(tokens[n][g][: lengths[n][g]], s, {k: p[n][g] for k, p in parts.items()})
+                for g, s in enumerate(row)
+                if s != NEG_INF
+            ]
+            results.append(hyps or [empty_hypothesis()])
+        return results
 
 
 def beam_search(
-    scorer: TokenScorer,
-    memory: Tensor,
-    memory_lengths: Tensor,
-    options: DecodeOptions,
-    ctc_log_probs: Tensor | None = None,
+    scorers: Weighted, memory: Tensor, memory_lengths: Tensor, options: DecodeOptions
 ) -> list[list[Hypothesis]]:
-    """Beam search for N utterances at once.
+    """Beam search for N utterances at once, on the weighted sum of ``scorers``' scores.
 
-    memory (N, T, D) encoder output; memory_lengths (N,) frames, each >= 1; ctc_log_probs
-    (N, T, V) for joint CTC/attention search (weight ``options.ctc_weight``), or None for
-    attention-only search. Returns, per utterance, up to ``options.beam`` finished hypotheses,
-    best first (one empty hypothesis scored -inf if none finished).
+    memory (N, T, D) encoder output; memory_lengths (N,) frames, each >= 1. Returns, per
+    utterance, up to ``options.beam`` finished hypotheses, best first (one empty hypothesis
+    scored -inf if none finished).
     """
     n, group = memory.shape[0], options.beam
-    weight = options.ctc_weight if ctc_log_probs is not None else 0.0
-    ctc = CTCPrefixScorer(BLANK_ID, SOS_EOS_ID) if weight > 0.0 else None
     ranker = Ranker.from_options(options)
     limits = max_token_lengths(memory_lengths, options.max_length_ratio)  # (N,)
+    max_tokens = int(limits.max())
+    token_bound = sum(weight * scorer.max_token_score for scorer, weight in scorers.values() if weight > 0)
+    states = {name: scorer.init(memory, memory_lengths, group) for name, (scorer, _) in scorers.items()}
+    # One column more than any hypothesis can hold: the last step still grows (dead) slots.
+    beams = Beams.start(n, group, max_tokens + 1, memory.device)
+    finished = Finished.empty(n, group, max_tokens + 1, list(scorers), memory.device)
 
-    dec_state = scorer.init(memory, memory_lengths, group)
-    ctc_state = ctc.init(ctc_log_probs, memory_lengths, group) if ctc is not None else None
-    beams = Beams.start(n, group, memory.device)
-    finished: list[list[Hypothesis]] = [[] for _ in range(n)]
-
-    for step in range(int(limits.max()) + 1):
-        log_probs, dec_state = scorer.score(dec_state, beams.last)  # (H, V), H = n' * G
+    for step in range(max_tokens + 1):
+        candidates, scored = _score(scorers, states, options)  # (H, K), {name: Scores}, H = n' * G
+        weights = {name: weight for name, (_, weight) in scorers.items()}
+        cand_score = combine({name: s.tokens for name, s in scored.items()}, weights)  # (H, K)
+        eos_score = combine({name: s.eos for name, s in scored.items()}, weights)  # (H,)
         alive = torch.isfinite(beams.score)  # (H,)
-
-        # <eos> for every hypothesis.
-        eos_attention = beams.attention + log_probs[:, SOS_EOS_ID]
-        eos_ctc = ctc.score_eos(ctc_state) if ctc is not None else None
-        eos_score = combine(eos_attention, eos_ctc, weight).masked_fill(~alive, NEG_INF)  # (H,)
-
-        # Other tokens: the decoder's K best per hypothesis, then CTC on those only.
-        k = _candidates_per_hypothesis(options, log_probs.shape[1], ctc is not None)
-        without_eos = log_probs.index_fill(1, torch.tensor([SOS_EOS_ID], device=log_probs.device), NEG_INF)
-        cand_log_probs, candidates = without_eos.topk(k, dim=-1)  # (H, K) each
-        cand_attention = beams.attention[:, None] + cand_log_probs
-        ctc_scored = ctc.score(ctc_state, candidates) if ctc is not None else None
-        cand_score = combine(cand_attention, ctc_scored.scores if ctc_scored else None, weight)
         at_limit = (step >= limits[beams.utterances]).repeat_interleave(group)  # (H,)
         cand_score = cand_score.masked_fill(~alive[:, None] | at_limit[:, None], NEG_INF)
 
         top_score, rows, cols = _keep_best(cand_score, group)
-        _finish(
-            finished, beams, eos_score, eos_attention, eos_ctc, top_score[:, -1], group, ranker
-        )
+        # An <eos> extension finishes if it ranks within the beam: at or above the G-th best kept
+        # extension of its utterance (as whisper does).
+        accepted = alive & torch.isfinite(eos_score) & (eos_score >= top_score[:, -1].repeat_interleave(group))
+        finished.add(beams, accepted, ranker.rank(eos_score, step + 1), {k: s.eos for k, s in scored.items()})
 
-        # Grow the kept hypotheses and reorder the scorers' states to match.
-        beams = beams.grow(rows, candidates[rows, cols], cand_attention[rows, cols], top_score.reshape(-1))
-        dec_state = scorer.select(dec_state, rows)
-        if ctc is not None:
-            ctc_state = ctc.select(ctc_scored, rows, cols)
+        selection = Selection(rows, cols, candidates[rows, cols])
+        beams = beams.grow(rows, selection.tokens, top_score.reshape(-1))
+        states = {name: scorer.select(scored[name].state, selection) for name, (scorer, _) in scorers.items()}
 
-        done = _done(beams, finished, limits, group, ranker)
-        if bool(done.all()):
-            break
-        if bool(done.any()):
+        done = _done(beams, finished, limits, group, ranker, token_bound)
+        if bool(done.any()):  # the one wait for the device per step
+            if bool(done.all()):
+                break
             keep = (~done).nonzero().squeeze(1)
             beams = beams.keep(keep, group)
-            dec_state = scorer.select_utterances(dec_state, keep)
-            if ctc is not None:
-                ctc_state = ctc.select_utterances(ctc_state, keep)
+            states = {name: scorer.select_utterances(states[name], keep) for name, (scorer, _) in scorers.items()}
 
-    return [_best_first(hyps, group) for hyps in finished]
+    return finished.hypotheses()
+
+
+def _score(scorers: Weighted, states: dict[str, Any], options: DecodeOptions) -> tuple[Tensor, dict[str, Scores]]:
+    """One step of every scorer: the K candidates (H, K) chosen by the full scorers' weighted
+    sum (their plain sum if none has weight), and each scorer's Scores of them."""
+    full = {name: scorer.score(states[name], None) for name, (scorer, _) in scorers.items() if not scorer.partial}
+    weights = {name: weight for name, (_, weight) in scorers.items()}
+    if not any(weights[name] > 0.0 for name in full):
+        weights = {name: 1.0 for name in full}
+    pre_beam = combine({name: s.tokens for name, s in full.items()}, weights)  # (H, V)
+    special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=pre_beam.device)
+    pre_beam = pre_beam.index_fill(1, special, NEG_INF)
+    k = _candidates_per_hypothesis(options, pre_beam.shape[1], partial=len(full) < len(scorers))
+    candidates = pre_beam.topk(k, dim=-1).indices  # (H, K)
+    scored = {name: Scores(s.tokens.gather(1, candidates), s.eos, s.state) for name, s in full.items()}
+    for name, (scorer, _) in scorers.items():
+        if scorer.partial:
+            scored[name] = scorer.score(states[name], candidates)
+    return candidates, scored
 
 
 def _candidates_per_hypothesis(options: DecodeOptions, vocab: int, partial: bool) -> int:
-    """K: G suffice for attention only (the G best of an utterance are among its hypotheses' G
-    best each); with CTC, the pre-beam is wider because CTC can reorder them. Never more than
-    the tokens that can be chosen (not blank, not <eos>)."""
+    """K: G suffice for full scorers only (the G best of an utterance are among its hypotheses'
+    G best each); with a partial scorer, the pre-beam is wider because it can reorder them.
+    Never more than the tokens that can be chosen (not blank, not <eos>)."""
     k = max(options.beam, math.ceil(options.pre_beam_ratio * options.beam)) if partial else options.beam
     return max(1, min(k, vocab - 2))
 
@@ -160,54 +211,12 @@ def _keep_best(cand_score: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor]:
     return top_score, (base + flat // k).reshape(-1), (flat % k).reshape(-1)
 
 
-def _finish(
-    finished: list[list[Hypothesis]],
-    beams: Beams,
-    eos_score: Tensor,
-    eos_attention: Tensor,
-    eos_ctc: Tensor | None,
-    threshold: Tensor,
-    group: int,
-    ranker: Ranker,
-) -> None:
-    """Move to ``finished`` the <eos> extensions (H,) that rank within the beam: at or above
-    ``threshold`` (n,), the G-th best kept extension of their utterance (as whisper does)."""
-    accepted = torch.isfinite(eos_score) & (eos_score >= threshold.repeat_interleave(group))
-    for row in accepted.nonzero().squeeze(1).tolist():
-        tokens = beams.tokens[row].tolist()
-        finished[int(beams.utterances[row // group])].append(
-            Hypothesis(
-                tokens=tokens,
-                score=ranker.rank(float(eos_score[row]), len(tokens) + 1),
-                attention=float(eos_attention[row]),
-                ctc=float(eos_ctc[row]) if eos_ctc is not None else None,
-            )
-        )
-
-
 def _done(
-    beams: Beams, finished: list[list[Hypothesis]], limits: Tensor, group: int, ranker: Ranker
+    beams: Beams, finished: Finished, limits: Tensor, group: int, ranker: Ranker, token_bound: float
 ) -> Tensor:
     """(n,) True for the utterances to stop (see asr.decode.end_rules.utterances_done)."""
-    utterances = beams.utterances.tolist()
-    best = [max((h.score for h in finished[u]), default=NEG_INF) for u in utterances]
+    utts = beams.utterances
     bound = ranker.best_possible(
-        beams.score, beams.tokens.shape[1], limits[beams.utterances].repeat_interleave(group)
+        beams.score, beams.length, limits[utts].repeat_interleave(group), token_bound
     )
-    return utterances_done(
-        torch.tensor(best, device=bound.device),
-        bound.view(-1, group),
-        torch.tensor([len(finished[u]) for u in utterances], device=bound.device),
-        group,
-    )
-
-
-def _utterance_rows(utterances: Tensor, group: int) -> Tensor:
-    """Rows (n'*G,) of the hypotheses of utterances (n',)."""
-    return (utterances[:, None] * group + torch.arange(group, device=utterances.device)).reshape(-1)
-
-
-def _best_first(hyps: list[Hypothesis], keep: int) -> list[Hypothesis]:
-    if not hyps:
-        return [empty_hypothesis()]
-    return sorted(hyps, key=lambda h: -h.score)[:keep]  # stable: earlier finished wins ties
+    return utterances_done(finished.score[utts, 0], bound.view(-1, group), finished.count[utts], group)

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from asr.nn.masks import NEG_INF, lengths_to_mask
 from asr.text.tokenizer import BLANK_ID
 
-NEG_INF = float("-inf")
 
 
 def ctc_greedy(log_probs: Tensor, lengths: Tensor, blank: int = BLANK_ID) -> list[list[int]]:
@@ -35,7 +35,7 @@ def ctc_greedy(log_probs: Tensor, lengths: Tensor, blank: int = BLANK_ID) -> lis
 def ctc_best_path_scores(log_probs: Tensor, lengths: Tensor) -> Tensor:
     """Log-probability of the best path of each utterance: (B, T, V), (B,) -> (B,) float32."""
     best = log_probs.float().max(dim=-1).values  # (B, T)
-    valid = torch.arange(best.shape[1], device=best.device) < lengths[:, None]
+    valid = lengths_to_mask(lengths, best.shape[1])
     return best.masked_fill(~valid, 0.0).sum(dim=1)
 
 

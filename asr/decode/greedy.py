@@ -11,12 +11,12 @@ from asr.decode.end_rules import max_token_lengths
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
-from asr.decode.scorers import TokenScorer
+from asr.decode.scorers import Scorer, Selection
 from asr.text.tokenizer import SOS_EOS_ID
 
 
 def attention_greedy(
-    scorer: TokenScorer, memory: Tensor, memory_lengths: Tensor, options: DecodeOptions
+    scorer: Scorer, memory: Tensor, memory_lengths: Tensor, options: DecodeOptions
 ) -> list[list[Hypothesis]]:
     """memory (N, T, D) encoder output, memory_lengths (N,) >= 1 -> one hypothesis per utterance.
 
@@ -29,16 +29,14 @@ def attention_greedy(
     limits = max_token_lengths(memory_lengths, options.max_length_ratio)  # (N,)
     state = scorer.init(memory, memory_lengths, group=1)
     active = torch.arange(n, device=memory.device)  # original index of each row still decoding
-    last = torch.full((n,), SOS_EOS_ID, dtype=torch.long, device=memory.device)
-    scores = memory.new_zeros(n, dtype=torch.float32)
     tokens: list[list[int]] = [[] for _ in range(n)]
     results: list[Hypothesis | None] = [None] * n
 
     for step in range(int(limits.max()) + 1):
-        log_probs, state = scorer.score(state, last)  # (n', V)
-        best = log_probs.argmax(dim=-1)
+        scored = scorer.score(state, None)  # (n', V) totals
+        best = scored.tokens.argmax(dim=-1)
         best = torch.where(step >= limits[active], torch.full_like(best, SOS_EOS_ID), best)
-        scores = scores + log_probs.gather(1, best[:, None]).squeeze(1)
+        scores = scored.tokens.gather(1, best[:, None]).squeeze(1)
         ended = best == SOS_EOS_ID
         for row, (utt, token, end) in enumerate(zip(active.tolist(), best.tolist(), ended.tolist())):
             if end:
@@ -47,11 +45,12 @@ def attention_greedy(
                 results[utt] = Hypothesis(tokens[utt], ranked, attention=score)
             else:
                 tokens[utt].append(token)
+        rows = torch.arange(best.shape[0], device=best.device)
+        state = scorer.select(scored.state, Selection(rows, best, best))
         keep = (~ended).nonzero().squeeze(1)
         if keep.numel() == 0:
             break
         if keep.numel() < active.numel():
             state = scorer.select_utterances(state, keep)
-            active, scores, best = active[keep], scores[keep], best[keep]
-        last = best
+            active = active[keep]
     return [[hyp] for hyp in results]  # type: ignore[list-item]  (every utterance ends by its limit)

@@ -19,10 +19,11 @@ class Hypothesis:
     attention: float | None = None  # sum of decoder log-probs of the tokens and <eos>
     ctc: float | None = None  # CTC log-prob of the tokens (prefix score at <eos>)
 
-    @property
-    def length(self) -> int:
-        """Tokens counted by the ranker: the tokens plus <eos>."""
-        return len(self.tokens) + 1
+    @classmethod
+    def from_parts(cls, tokens: list[int], score: float, parts: dict[str, float]) -> Hypothesis:
+        """A beam search result; ``parts`` are its scorers' scores by name (see
+        asr.decode.search: "decoder" and "ctc" fill ``attention`` and ``ctc``)."""
+        return cls(tokens, score, attention=parts.get("decoder"), ctc=parts.get("ctc"))
 
 
 def empty_hypothesis() -> Hypothesis:

@@ -27,23 +27,29 @@ class Ranker:
     def from_options(cls, options: DecodeOptions) -> Ranker:
         return cls(options.length_norm, options.length_alpha, options.length_bonus)
 
-    def rank(self, score: float, length: int) -> float:
-        """Ranking score of a finished hypothesis; ``length`` counts its tokens plus <eos>."""
+    def rank(self, score: Tensor, length: int) -> Tensor:
+        """Ranking score of finished hypotheses (a tensor or a float) that all have ``length``
+        tokens plus <eos>."""
         if self.length_norm:
             return score / length**self.alpha
         return score + self.bonus * length
 
-    def best_possible(self, score: Tensor, length: int, max_length: Tensor) -> Tensor:
+    def best_possible(self, score: Tensor, length: int, max_length: Tensor, token_bound: float = 0.0) -> Tensor:
         """Upper bound on the ranking score of any completion of alive hypotheses.
 
         score (H,): raw scores of prefixes of ``length`` tokens; max_length (H,): the most tokens
-        each may reach. Valid because every search score (decoder log-prob, CTC prefix
-        log-prob) can only decrease as a prefix grows; the final length lies in
-        [length + 1, max_length + 1] counting <eos>.
+        each may reach; ``token_bound``: the most one more token (or <eos>) can add to a raw
+        score, 0 for log-probabilities (the decoder's, the CTC prefix score), which can only
+        fall as a prefix grows. The final length lies in [length + 1, max_length + 1] counting
+        <eos>, and the raw score there is at most score + token_bound * (final - length).
         """
         shortest = torch.full_like(score, length + 1.0)
         longest = max_length.to(score.dtype) + 1.0
         if self.length_norm:
-            # score <= 0, and score / L**alpha grows with L; take both ends to be safe with either sign.
-            return torch.maximum(score / shortest**self.alpha, score / longest**self.alpha)
-        return score + self.bonus * (longest if self.bonus > 0 else shortest)
+            # Bound the numerator, then take both ends: score / L**alpha is monotone in L.
+            top = score + max(token_bound, 0.0) * (longest - length)
+            return torch.maximum(top / shortest**self.alpha, top / longest**self.alpha)
+        # score + token_bound * (L - length) + bonus * L is linear in L: one end is the maximum.
+        at_shortest = score + token_bound + self.bonus * shortest
+        at_longest = score + token_bound * (longest - length) + self.bonus * longest
+        return torch.maximum(at_shortest, at_longest)

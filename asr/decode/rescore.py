@@ -18,6 +18,7 @@ from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
 from asr.decode.scorers import combine, next_token_log_probs
 from asr.nn.decoder import Decoder
+from asr.nn.masks import lengths_to_mask
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
 
@@ -43,7 +44,7 @@ def teacher_forced_log_probs(
     logits, _ = decoder(inputs, memory.index_select(0, owner), memory_lengths.index_select(0, owner))
     token_log_probs = next_token_log_probs(logits).gather(2, targets[..., None]).squeeze(2)  # (C, U+1)
     lengths = torch.tensor([len(s) + 1 for s in sequences], device=memory.device)
-    real = torch.arange(longest + 1, device=memory.device) < lengths[:, None]
+    real = lengths_to_mask(lengths, longest + 1)
     return token_log_probs.masked_fill(~real, 0.0).sum(dim=1)
 
 
@@ -70,7 +71,7 @@ def attention_rescoring(
     owner_t = torch.tensor(owner, device=memory.device)
     attention = teacher_forced_log_probs(decoder, memory, memory_lengths, owner_t, sequences)
     ctc = torch.cat(ctc_scores).to(attention.device)
-    joint = combine(attention, ctc, options.ctc_weight)
+    joint = combine({"decoder": attention, "ctc": ctc}, {"decoder": 1.0 - options.ctc_weight, "ctc": options.ctc_weight})
 
     results: list[list[Hypothesis]] = [[] for _ in range(memory.shape[0])]
     for c, sequence in enumerate(sequences):

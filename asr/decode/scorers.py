@@ -1,40 +1,79 @@
-"""The decoder as a beam-search scorer, and how scorers' outputs are weighted together.
+"""The scorer protocol of beam search, the decoder as a scorer, and weighted combination.
 
-A scorer has four operations (the ESPnet scorer interface, made explicit and batched):
+A scorer (ESPnet's scorer interface, made explicit and batched) gives every hypothesis's next
+tokens a score. Beam search combines several by weight; it knows nothing else about them:
 
-    init(...)                       -> state for N utterances with G hypotheses each
-    score(state, ...)               -> scores of the next token, and the grown state
-    select(state, rows)             -> state of the hypotheses kept (reordered/duplicated rows)
-    select_utterances(state, keep)  -> state without the utterances that finished
+    init(memory, memory_lengths, group)  -> state for N utterances with G hypotheses each
+    score(state, candidates)             -> Scores: of each hypothesis extended by each
+                                            candidate token (or by every token when candidates
+                                            is None), of each hypothesis ended by <eos> (the
+                                            final score), and what ``select`` needs
+    select(scored_state, selection)      -> state of the hypotheses kept: rows reordered or
+                                            duplicated, each extended by its chosen token
+    select_utterances(state, keep)       -> state without the utterances that finished
 
-:class:`DecoderScorer` scores the whole vocabulary ("full scorer");
-:class:`asr.decode.ctc_prefix.CTCPrefixScorer` scores chosen candidates only ("partial scorer").
-Any object with :class:`TokenScorer`'s methods can stand in for the decoder, e.g. the
-full-recomputation reference in tests/decode/test_beam.py.
+Scores are of whole prefixes (a running total), not per-token increments, so a score that is
+not a sum over tokens (the CTC prefix probability) fits as it is. Two constants describe a
+scorer to the search: ``partial`` (True: scoring a token is costly, so give it only the
+pre-beam's candidates) and ``max_token_score`` (the most one token or <eos> can add to a
+prefix's score: 0 for log-probabilities; the search's "cannot be beaten" end rule needs it).
+
+:class:`DecoderScorer` scores the whole vocabulary; :class:`asr.decode.ctc_prefix.CTCPrefixScorer`
+scores candidates only. Adding a scorer (a language model, say) is one more class with these
+methods, and one more entry in the ``{name: (scorer, weight)}`` mapping given to beam search.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor
 
 from asr.nn.decoder import Decoder, DecoderCache
-from asr.text.tokenizer import BLANK_ID
+from asr.nn.masks import NEG_INF, utterance_rows
+from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
-NEG_INF = float("-inf")
+
+@dataclass
+class Scores:
+    """What a scorer says about H hypotheses' extensions."""
+
+    tokens: Tensor  # (H, K) score of each prefix + candidate token, or (H, V) for every token
+    eos: Tensor  # (H,) score of each prefix + <eos>
+    state: Any  # passed back to ``select``
 
 
-class TokenScorer(Protocol):
-    """A full scorer: log-probabilities of every next token of every hypothesis."""
+@dataclass
+class Selection:
+    """The hypotheses kept after a step: row ``rows[i]`` extended by ``tokens[i]``, which was
+    column ``cols[i]`` of the candidates (H, K) that were scored."""
+
+    rows: Tensor  # (H',) long
+    cols: Tensor  # (H',) long
+    tokens: Tensor  # (H',) long
+
+
+class Scorer(Protocol):
+    partial: bool
+    max_token_score: float
 
     def init(self, memory: Tensor, memory_lengths: Tensor, group: int) -> Any: ...
 
-    def score(self, state: Any, last_tokens: Tensor) -> tuple[Tensor, Any]: ...
+    def score(self, state: Any, candidates: Tensor | None) -> Scores: ...
 
-    def select(self, state: Any, rows: Tensor) -> Any: ...
+    def select(self, scored_state: Any, selection: Selection) -> Any: ...
 
     def select_utterances(self, state: Any, keep: Tensor) -> Any: ...
+
+
+@dataclass
+class DecoderState:
+    cache: DecoderCache
+    last: Tensor  # (N*G,) latest token of each hypothesis; <sos> before the first
+    total: Tensor  # (N*G,) decoder log-prob of each hypothesis's tokens
 
 
 class DecoderScorer:
@@ -44,26 +83,39 @@ class DecoderScorer:
     self-attention keys/values of each hypothesis; ``select`` touches only the latter.
     """
 
-    def __init__(self, decoder: Decoder, blank: int = BLANK_ID):
+    partial = False
+    max_token_score = 0.0
+
+    def __init__(self, decoder: Decoder, blank: int = BLANK_ID, eos: int = SOS_EOS_ID, capacity: int = 16):
         self.decoder = decoder
         self.blank = blank
+        self.eos = eos
+        self.capacity = capacity  # steps the self-attention cache holds before it must grow
 
-    def init(self, memory: Tensor, memory_lengths: Tensor, group: int) -> DecoderCache:
-        """memory (N, T, D), memory_lengths (N,) -> a cache with G empty hypotheses per utterance."""
-        cache = self.decoder.init_cache(memory, memory_lengths)
-        return self.decoder.expand_cache(cache, group) if group > 1 else cache
+    def init(self, memory: Tensor, memory_lengths: Tensor, group: int) -> DecoderState:
+        """memory (N, T, D), memory_lengths (N,) -> G empty hypotheses per utterance."""
+        cache = self.decoder.init_cache(memory, memory_lengths, group, self.capacity)
+        hyps = memory.shape[0] * group
+        last = torch.full((hyps,), self.eos, dtype=torch.long, device=memory.device)
+        return DecoderState(cache, last, memory.new_zeros(hyps, dtype=torch.float32))
 
-    def score(self, state: DecoderCache, last_tokens: Tensor) -> tuple[Tensor, DecoderCache]:
-        """Feed each hypothesis's latest token (N*G,) (<sos> first) -> next-token log-probs
-        (N*G, V) float32 and the grown cache."""
-        logits, cache = self.decoder.step(last_tokens, state)
-        return next_token_log_probs(logits, self.blank), cache
+    def score(self, state: DecoderState, candidates: Tensor | None) -> Scores:
+        """Feed each hypothesis's latest token -> log-prob totals (H, V) (or (H, K) of the
+        candidates) in float32, and the totals with <eos>."""
+        logits, cache = self.decoder.step(state.last, state.cache)
+        totals = state.total[:, None] + next_token_log_probs(logits, self.blank)  # (H, V)
+        tokens = totals if candidates is None else totals.gather(1, candidates)
+        return Scores(tokens, totals[:, self.eos], (cache, totals))
 
-    def select(self, state: DecoderCache, rows: Tensor) -> DecoderCache:
-        return state.select_hypotheses(rows)
+    def select(self, scored_state: tuple[DecoderCache, Tensor], selection: Selection) -> DecoderState:
+        cache, totals = scored_state
+        total = totals[selection.rows, selection.tokens]
+        return DecoderState(cache.select_hypotheses(selection.rows), selection.tokens, total)
 
-    def select_utterances(self, state: DecoderCache, keep: Tensor) -> DecoderCache:
-        return state.select_utterances(keep)
+    def select_utterances(self, state: DecoderState, keep: Tensor) -> DecoderState:
+        cache = state.cache.select_utterances(keep)
+        rows = utterance_rows(keep, cache.group)
+        return DecoderState(cache, state.last[rows], state.total[rows])
 
 
 def next_token_log_probs(logits: Tensor, blank: int = BLANK_ID) -> Tensor:
@@ -77,13 +129,17 @@ def next_token_log_probs(logits: Tensor, blank: int = BLANK_ID) -> Tensor:
     return log_probs
 
 
-def combine(attention: Tensor, ctc: Tensor | None, ctc_weight: float) -> Tensor:
-    """Joint score (1 - w) * attention + w * ctc (Watanabe et al., 2017, eq. 19).
+def combine(parts: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """Joint score: sum of weight * part over the parts of positive weight (Watanabe et al.,
+    2017, eq. 19, with weights 1 - w and w for the decoder and CTC).
 
-    A weight of 0 drops its term entirely, so -inf in an unused scorer never turns into NaN.
+    A part of weight 0 is left out entirely, so -inf in an unused scorer never turns into NaN.
     """
-    if ctc is None or ctc_weight == 0.0:
-        return attention
-    if ctc_weight == 1.0:
-        return ctc
-    return (1.0 - ctc_weight) * attention + ctc_weight * ctc
+    used = [(name, weights[name]) for name in parts if weights[name] > 0.0]
+    if not used:
+        raise ValueError(f"no scorer has a positive weight: {dict(weights)}")
+    joint = None
+    for name, weight in used:
+        term = parts[name] if weight == 1.0 else weight * parts[name]
+        joint = term if joint is None else joint + term
+    return joint

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from asr.decode.beam import beam_search
+from asr.decode.beam import Weighted, beam_search
+from asr.decode.ctc_prefix import CTCPrefixScorer
+from asr.decode.end_rules import max_token_lengths
 from asr.decode.ctc import ctc_best_path_scores, ctc_greedy
 from asr.decode.greedy import attention_greedy
 from asr.decode.hypothesis import Hypothesis, empty_hypothesis
@@ -54,13 +56,24 @@ def _search(
         scores = ctc_best_path_scores(log_probs, lengths).tolist()
         return [[Hypothesis(t, s)] for t, s in zip(ctc_greedy(log_probs, lengths), scores)]
     if method == "attention_greedy":
-        return attention_greedy(DecoderScorer(model.decoder), memory, lengths, options)
-    if method == "attention_beam":
-        return beam_search(DecoderScorer(model.decoder), memory, lengths, options)
-    if method == "joint_beam":
-        log_probs = model.ctc_log_probs(memory)
-        return beam_search(DecoderScorer(model.decoder), memory, lengths, options, log_probs)
+        capacity = int(max_token_lengths(lengths, options.max_length_ratio).max()) + 1
+        return attention_greedy(DecoderScorer(model.decoder, capacity=capacity), memory, lengths, options)
+    if method in ("attention_beam", "joint_beam"):
+        return beam_search(beam_scorers(model, options, lengths), memory, lengths, options)
     if method == "attention_rescoring":
         log_probs = model.ctc_log_probs(memory)
         return attention_rescoring(model.decoder, memory, lengths, log_probs, options)
     raise ValueError(f"unknown decoding method {method!r}")  # DecodeOptions checks it first
+
+
+def beam_scorers(model: ASRModel, options: DecodeOptions, lengths: Tensor) -> Weighted:
+    """The weighted scorers of a beam search over encoder outputs of ``lengths`` (N,): the
+    decoder, and for joint_beam CTC prefix scores, weighted (1 - w) and w (Watanabe et al.,
+    2017). Another scorer (an LM) is one more entry. The decoder's cache is made to hold
+    every step the length limit allows, so it never grows."""
+    capacity = int(max_token_lengths(lengths, options.max_length_ratio).max()) + 1
+    decoder = DecoderScorer(model.decoder, capacity=capacity)
+    if options.method == "attention_beam" or options.ctc_weight == 0.0:
+        return {"decoder": (decoder, 1.0)}
+    ctc = CTCPrefixScorer(model.ctc_log_probs)
+    return {"decoder": (decoder, 1.0 - options.ctc_weight), "ctc": (ctc, options.ctc_weight)}

@@ -45,19 +45,20 @@ class MultiHeadAttention(nn.Module):
         *,
         causal: bool = False,
         need_weights: bool = False,
+        group: int = 1,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from queries ``x`` (B*G, Tq, D) to ``kv`` ((B, H, Tk, Dh) each).
 
         ``mask`` is boolean, True where a key may be attended, broadcastable to (B, H, Tq', Tk).
-        When ``x`` holds G query rows per key/value row (G hypotheses of one utterance in beam
-        search), the G rows are folded into the query-time axis so that one utterance's
-        keys/values serve all its hypotheses without being copied.
+        ``group`` G is the number of query rows per key/value row (G hypotheses of one utterance
+        in beam search, rows utterance-major): the G rows are folded into the query-time axis, so
+        one utterance's keys/values serve all its hypotheses without being copied.
         Returns the output (B*G, Tq, D) and, if asked, the weights (B*G, H, Tq, Tk).
         """
         keys, values = kv
         kv_batch = keys.shape[0]
         batch, q_time, d_model = x.shape
-        group = batch // kv_batch
+        assert batch == kv_batch * group, f"{batch} query rows are not {group} per key/value row ({kv_batch})"
         q = self._split(self.query(x))  # (B*G, H, Tq, Dh)
         if group > 1:
             # (B*G, H, Tq, Dh) -> (B, H, G*Tq, Dh): hypotheses become extra query positions.
@@ -109,8 +110,3 @@ def sinusoidal_positions(length: int, d_model: int, offset: int = 0) -> Tensor:
     table[:, 0::2] = torch.sin(position * rate)
     table[:, 1::2] = torch.cos(position * rate)
     return table
-
-
-def length_mask(lengths: Tensor, max_length: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True on real frames."""
-    return torch.arange(max_length, device=lengths.device) < lengths.unsqueeze(1)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
-from asr.nn.attention import length_mask
+from asr.nn.masks import lengths_to_mask
 from asr.nn.subsampling import ConvSubsampling
 
 
@@ -161,7 +161,7 @@ class ConformerEncoder(nn.Module):
         # ESPnet scales the frames by sqrt(d_model) here; positions enter through attention only.
         x = self.dropout(x * math.sqrt(self.d_model))
         pos_emb = self.dropout(relative_positions(time, self.d_model).to(x.device, x.dtype))
-        valid = length_mask(lengths, time)  # (B, T')
+        valid = lengths_to_mask(lengths, time)  # (B, T')
         mask = valid[:, None, None, :]
         for block in self.blocks:
             x = block(x, pos_emb, mask, valid)

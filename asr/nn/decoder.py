@@ -15,38 +15,69 @@ import torch
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
-from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, length_mask, sinusoidal_positions
+from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
+from asr.nn.masks import lengths_to_mask, utterance_rows
 
 
 @dataclass
 class DecoderCache:
-    """Decoding state for N utterances with G hypotheses each (G=1 for greedy search).
+    """Decoding state for N utterances with ``group`` G hypotheses each (G=1 for greedy search).
 
-    memory_kv and memory_mask have one row per utterance; self_kv has one row per hypothesis,
-    ordered utterance-major (hypothesis g of utterance n is row n*G + g).
+    memory_kv and memory_mask have one row per utterance; the self-attention keys/values have one
+    row per hypothesis, utterance-major (hypothesis g of utterance n is row n*G + g). They live in
+    one buffer preallocated for ``capacity`` steps, time first, so that a step writes its keys and
+    values in place, and reordering hypotheses copies only the ``steps`` filled positions (one
+    op for every layer) instead of growing a tensor per layer by concatenation.
     """
 
     memory_kv: list[KeyValue]  # per layer, (N, H, T_enc, Dh) each
     memory_mask: Tensor  # (N, 1, 1, T_enc), True on real encoder frames
-    self_kv: list[KeyValue]  # per layer, (N*G, H, steps, Dh) each
+    self_kv: Tensor  # (capacity, layers, 2, N*G, H, Dh): keys [:, :, 0] and values [:, :, 1]
+    steps: int  # positions of self_kv filled
+    group: int  # G, hypotheses per utterance
 
-    @property
-    def steps(self) -> int:
-        return self.self_kv[0][0].shape[2]
+    def __post_init__(self) -> None:
+        utterances, hyps = self.memory_mask.shape[0], self.self_kv.shape[3]
+        assert hyps == utterances * self.group, f"{hyps} hypotheses are not {self.group} per utterance ({utterances})"
 
-    def select_hypotheses(self, rows: Tensor) -> DecoderCache:
-        """Keep/reorder/duplicate hypothesis rows (N*G,) -> new order. Rows must stay grouped by
-        utterance with the same G per utterance; the encoder keys/values are not touched."""
-        self_kv = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.self_kv]
-        return DecoderCache(self.memory_kv, self.memory_mask, self_kv)
+    def write(self, layer: int, k: Tensor, v: Tensor) -> KeyValue:
+        """Store one step's keys and values (N*G, H, 1, Dh) of ``layer`` at position ``steps``;
+        return the keys and values of every position up to it, (N*G, H, steps+1, Dh) views."""
+        self.self_kv[self.steps, layer, 0] = k[:, :, 0]
+        self.self_kv[self.steps, layer, 1] = v[:, :, 0]
+        kv = self.self_kv[: self.steps + 1, layer].permute(1, 2, 3, 0, 4)  # (2, N*G, H, steps+1, Dh)
+        return kv[0], kv[1]
+
+    def select_hypotheses(self, rows: Tensor, group: int | None = None) -> DecoderCache:
+        """Keep/reorder/duplicate hypothesis rows -> new order (N*G',), G' = ``group`` (default:
+        unchanged). Rows must stay grouped by utterance; encoder keys/values are not touched."""
+        buffer = _select_rows(self.self_kv, self.steps, rows)
+        return DecoderCache(self.memory_kv, self.memory_mask, buffer, self.steps, group or self.group)
 
     def select_utterances(self, keep: Tensor) -> DecoderCache:
         """Drop finished utterances: ``keep`` (N',) indexes utterances; their hypotheses follow."""
-        group = self.self_kv[0][0].shape[0] // self.memory_mask.shape[0]
-        rows = (keep[:, None] * group + torch.arange(group, device=keep.device)).reshape(-1)
         memory_kv = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in self.memory_kv]
-        self_kv = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.self_kv]
-        return DecoderCache(memory_kv, self.memory_mask.index_select(0, keep), self_kv)
+        self_kv = _select_rows(self.self_kv, self.steps, utterance_rows(keep, self.group))
+        return DecoderCache(memory_kv, self.memory_mask.index_select(0, keep), self_kv, self.steps, self.group)
+
+    def grown(self) -> DecoderCache:
+        """This cache with room for one more step (the capacity doubles when full)."""
+        if self.steps < self.self_kv.shape[0]:
+            return self
+        buffer = self.self_kv.new_empty((2 * self.steps,) + self.self_kv.shape[1:])
+        buffer[: self.steps] = self.self_kv
+        return DecoderCache(self.memory_kv, self.memory_mask, buffer, self.steps, self.group)
+
+
+def _select_rows(self_kv: Tensor, steps: int, rows: Tensor) -> Tensor:
+    """A new buffer like ``self_kv`` holding hypothesis ``rows`` of its first ``steps`` positions."""
+    buffer = self_kv.new_empty(self_kv.shape[:3] + (rows.shape[0],) + self_kv.shape[4:])
+    filled = self_kv[:steps]
+    if filled.requires_grad:  # out= cannot record a gradient (a decoder used outside no_grad)
+        buffer[:steps] = filled.index_select(3, rows)
+    else:
+        torch.index_select(filled, 3, rows, out=buffer[:steps])
+    return buffer
 
 
 class DecoderBlock(nn.Module):
@@ -65,22 +96,28 @@ class DecoderBlock(nn.Module):
         x: Tensor,
         memory_kv: KeyValue,
         memory_mask: Tensor,
-        past_kv: KeyValue | None = None,
         need_weights: bool = False,
-    ) -> tuple[Tensor, KeyValue, Tensor | None]:
-        """x (B, U, D) -> (B, U, D), this block's self-attention keys/values for the cache
-        (past + new), and the cross-attention weights if asked."""
+        cache: DecoderCache | None = None,
+        layer: int = 0,
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (B, U, D) -> (B, U, D) and the cross-attention weights if asked.
+
+        With a ``cache`` (one decoding step, U = 1, B = N*G rows), this block's new keys/values
+        are written into ``cache.self_kv`` at position ``cache.steps`` of ``layer``, and the new
+        position attends to every earlier one (no mask needed)."""
         h = self.self_norm(x)
-        k, v = self.self_attn.project_kv(h)
-        if past_kv is not None:  # one new position attends to every earlier one: no mask needed
-            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
-        x = x + self.dropout(self.self_attn(h, (k, v), causal=past_kv is None)[0])
+        k, v = self.self_attn.project_kv(h)  # (B, H, U, Dh) each
+        group = 1
+        if cache is not None:
+            k, v = cache.write(layer, k, v)
+            group = cache.group
+        x = x + self.dropout(self.self_attn(h, (k, v), causal=cache is None)[0])
         attended, weights = self.cross_attn(
-            self.cross_norm(x), memory_kv, memory_mask, need_weights=need_weights
+            self.cross_norm(x), memory_kv, memory_mask, need_weights=need_weights, group=group
         )
         x = x + self.dropout(attended)
         x = x + self.dropout(self.ff(self.ff_norm(x)))
-        return x, (k, v), weights
+        return x, weights
 
 
 class Decoder(nn.Module):
@@ -111,34 +148,37 @@ class Decoder(nn.Module):
         Returns logits (B, U, V) and, if asked, each block's cross-attention weights (B, H, U, T).
         Padding after a sequence's end needs no mask: causal attention never looks ahead.
         """
-        memory_mask = length_mask(memory_lengths, memory.shape[1])[:, None, None, :]
+        memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
         x = self._embed(tokens, 0)
         all_weights = []
         for block in self.blocks:
-            x, _, weights = block(x, block.cross_attn.project_kv(memory), memory_mask, None, need_weights)
+            x, weights = block(x, block.cross_attn.project_kv(memory), memory_mask, need_weights)
             all_weights.append(weights)
         return self.output(self.norm(x)), all_weights if need_weights else None
 
-    def init_cache(self, memory: Tensor, memory_lengths: Tensor) -> DecoderCache:
-        """Project the encoder output (N, T, D) once into every block's cross-attention keys/values."""
+    def init_cache(self, memory: Tensor, memory_lengths: Tensor, group: int = 1, capacity: int = 16) -> DecoderCache:
+        """Project the encoder output (N, T, D) once into every block's cross-attention keys/values,
+        and make room for ``capacity`` steps of G = ``group`` empty hypotheses per utterance."""
         memory_kv = [block.cross_attn.project_kv(memory) for block in self.blocks]
-        memory_mask = length_mask(memory_lengths, memory.shape[1])[:, None, None, :]
-        empty = memory.new_zeros(memory.shape[0], 0, self.d_model)
-        self_kv = [block.self_attn.project_kv(empty) for block in self.blocks]
-        return DecoderCache(memory_kv, memory_mask, self_kv)
+        memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
+        attn = self.blocks[0].self_attn
+        shape = (max(1, capacity), len(self.blocks), 2, memory.shape[0] * group, attn.heads, attn.head_dim)
+        return DecoderCache(memory_kv, memory_mask, memory.new_empty(shape), 0, group)
 
     def step(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
         """Feed each hypothesis's latest token (N*G,) -> next-token logits (N*G, V) and the
-        cache grown by one step. The first call feeds <sos>."""
+        cache one step longer. The first call feeds <sos>. The new step is written into the
+        cache's buffer, which the returned cache shares: keep using the returned one."""
+        assert tokens.shape[0] == cache.self_kv.shape[3], f"{tokens.shape[0]} tokens for {cache.self_kv.shape[3]} hypotheses"
+        cache = cache.grown()
         x = self._embed(tokens[:, None], cache.steps)  # (N*G, 1, D)
-        self_kv = []
-        for block, memory_kv, past_kv in zip(self.blocks, cache.memory_kv, cache.self_kv):
-            x, kv, _ = block(x, memory_kv, cache.memory_mask, past_kv)
-            self_kv.append(kv)
+        for layer, (block, memory_kv) in enumerate(zip(self.blocks, cache.memory_kv)):
+            x, _ = block(x, memory_kv, cache.memory_mask, cache=cache, layer=layer)
         logits = self.output(self.norm(x[:, 0]))
-        return logits, DecoderCache(cache.memory_kv, cache.memory_mask, self_kv)
+        return logits, DecoderCache(cache.memory_kv, cache.memory_mask, cache.self_kv, cache.steps + 1, cache.group)
 
     def expand_cache(self, cache: DecoderCache, group: int) -> DecoderCache:
-        """Give each utterance ``group`` hypothesis rows (copies of its current ones)."""
-        rows = torch.arange(cache.self_kv[0][0].shape[0], device=cache.memory_mask.device)
-        return cache.select_hypotheses(rows.repeat_interleave(group))
+        """Give each hypothesis ``group`` rows (copies of its current ones): G' = G * group."""
+        rows = torch.arange(cache.self_kv.shape[3], device=cache.memory_mask.device)
+        return cache.select_hypotheses(rows.repeat_interleave(group), cache.group * group)
+

@@ -17,6 +17,7 @@ same number of updates: the sampler deals equal shares to ranks (asr.data.batchi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -115,6 +116,16 @@ def per_rank_batch(config: ExperimentConfig, ranks: int) -> tuple[int, float]:
         return micro_batches // ranks, config.data.max_batch_seconds
     accum = math.ceil(micro_batches / ranks)
     return accum, config.data.max_batch_seconds * micro_batches / (ranks * accum)
+
+
+def per_rank_config(config: ExperimentConfig, ranks: int) -> ExperimentConfig:
+    """``config`` with data.max_batch_seconds and train.accum_steps as run on ``ranks`` ranks."""
+    accum, batch_seconds = per_rank_batch(config, ranks)
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, max_batch_seconds=batch_seconds),
+        train=dataclasses.replace(config.train, accum_steps=accum),
+    )
 
 
 def updates_per_epoch(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from asr.train.checkpoint import restore_rng, rng_state
 from asr.train.distributed import DistContext
+from asr.train.state import restore_rng, rng_state
 
 
 def seed_rank(seed: int, rank: int) -> None:

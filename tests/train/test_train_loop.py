@@ -1,7 +1,9 @@
-"""The training loop in-process on the toy corpus: non-finite losses, precision, experiment files."""
+"""The training loop in-process on the toy corpus: non-finite losses (injected through the batches),
+precision, experiment files, final validation."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,8 +13,9 @@ from rich.console import Console
 
 from asr import experiment
 from asr.config import load_config
-from asr.model import ASRModel
-from asr.train.loop import TrainingError, train
+from asr.train.data import group_updates
+from asr.train.distributed import setup_distributed
+from asr.train.loop import TrainingError, prepare, run, train
 from conftest import toy_overrides
 
 QUIET = Console(quiet=True)
@@ -22,38 +25,62 @@ def _config(corpus, *extra: str):
     return load_config("configs/tiny.yaml", toy_overrides(corpus, *extra))
 
 
-def _poison(monkeypatch, bad_batches: set[int]) -> None:
-    """Make the loss NaN on the given (0-based) training batches."""
-    original = ASRModel.encoded_losses
-    calls = {"n": 0}
+class PoisonedData:
+    """Training data whose given (0-based) micro-batches carry NaN audio: the loss is NaN there.
+    Faults go in through the batches, as they would in real data; the model is left alone."""
 
-    def losses(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        if self.training:
-            if calls["n"] in bad_batches:
-                result.loss = result.loss * float("nan")
-            calls["n"] += 1
-        return result
+    def __init__(self, data, bad_batches: set[int]):
+        self.data, self.bad, self.seen = data, bad_batches, 0
 
-    monkeypatch.setattr(ASRModel, "encoded_losses", losses)
+    def epoch_batches(self, epoch: int) -> int:
+        return self.data.epoch_batches(epoch)
+
+    def updates(self, position, accum_steps: int):
+        def batches():
+            for batch in self.data.batches(position):
+                if self.seen in self.bad:
+                    batch = dataclasses.replace(batch, waves=batch.waves * float("nan"))
+                self.seen += 1
+                yield batch
+
+        return group_updates(batches(), accum_steps)
 
 
-def test_a_nonfinite_loss_skips_the_update_and_is_counted(toy_corpus, tmp_path, monkeypatch):
-    _poison(monkeypatch, {1, 2})
+def _run_poisoned(config, exp, bad_batches: set[int]):
+    session = prepare(config, exp, setup_distributed("cpu"), QUIET)
+    return run(session.state, PoisonedData(session.data, bad_batches), session.hooks), session.state
+
+
+def test_a_nonfinite_loss_skips_the_update_and_is_counted(toy_corpus, tmp_path):
     exp = tmp_path / "exp"
-    summary = train(_config(toy_corpus, "train.max_steps=4"), exp, device="cpu", console=QUIET)
-    assert summary.skipped_nonfinite == 2
-    assert summary.steps == 4 and math.isfinite(summary.last_train_loss)
+    last_loss, state = _run_poisoned(_config(toy_corpus, "train.max_steps=4"), exp, {1, 2})
+    assert state.position.nonfinite_total == 2
+    assert state.step == 4 and math.isfinite(last_loss)
     events = [json.loads(line) for line in (exp / experiment.LOG).read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "nonfinite"] == [1, 1]  # both after step 1
-    params = summary.model.state_dict().values()
+    skipped = [e for e in events if e["event"] == "nonfinite"]
+    assert [e["step"] for e in skipped] == [1, 1] and all(e["loss"] is None for e in skipped)  # strict JSON
+    assert [e["step"] for e in events if e["event"] == "train"] == [1, 2, 3, 4]
+    assert all(math.isfinite(e["loss"]) for e in events if e["event"] == "train")
+    params = state.model.state_dict().values()
     assert all(bool(p.isfinite().all()) for p in params if p.is_floating_point())
 
 
-def test_many_nonfinite_losses_in_a_row_stop_training_with_a_clear_message(toy_corpus, tmp_path, monkeypatch):
-    _poison(monkeypatch, set(range(1000)))
+def test_many_nonfinite_losses_in_a_row_stop_training_with_a_clear_message(toy_corpus, tmp_path):
+    config = _config(toy_corpus, "train.max_nonfinite=3", "train.max_steps=10")
     with pytest.raises(TrainingError, match=r"3 non-finite losses in a row at step 0: training diverged"):
-        train(_config(toy_corpus, "train.max_nonfinite=3", "train.max_steps=10"), tmp_path / "exp", device="cpu", console=QUIET)
+        _run_poisoned(config, tmp_path / "exp", set(range(1000)))
+    saved = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["position"]["nonfinite_in_a_row"] == 3 and saved["position"]["step"] == 0
+
+
+def test_max_steps_inside_an_epoch_still_validates_the_final_model(toy_corpus, tmp_path):
+    exp = tmp_path / "exp"
+    dev = f"data.dev_manifest={toy_corpus['manifest']}"
+    summary = train(_config(toy_corpus, "train.max_steps=3", "train.valid_max_utterances=4", dev), exp, device="cpu", console=QUIET)
+    assert summary.steps == 3 and summary.epochs_done == 0  # stopped inside the first epoch
+    valid = [json.loads(l) for l in (exp / experiment.LOG).read_text().splitlines() if '"valid"' in l]
+    assert [v["step"] for v in valid] == [3]
+    assert summary.best_dev["step"] == 3
 
 
 def test_experiment_holds_everything_needed_to_decode(toy_corpus, tmp_path):
@@ -94,3 +121,42 @@ def test_resuming_with_a_different_model_is_refused(toy_corpus, tmp_path):
     train(_config(toy_corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
     with pytest.raises(TrainingError, match=r"model\.d_model=32 but the config says 48"):
         train(_config(toy_corpus, "train.max_steps=2", "model.d_model=48"), exp, device="cpu", console=QUIET)
+
+
+def _other_tokenizer(corpus, directory):
+    """A tokenizer with the same vocabulary size as the corpus's, but other pieces (BPE, not unigram)."""
+    from asr.text.tokenizer import train_tokenizer
+
+    return train_tokenizer([corpus["manifest"]], directory / "tokenizer", vocab_size=40, model_type="bpe")
+
+
+def test_a_tokenizer_changed_after_a_failed_first_attempt_is_refused(toy_corpus, tmp_path):
+    import shutil
+
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(toy_corpus["tokenizer"], tokenizer)
+    corpus = {**toy_corpus, "tokenizer": tokenizer}
+    exp = tmp_path / "exp"
+    with pytest.raises(FileNotFoundError):  # the first attempt dies after copying the tokenizer
+        train(_config(corpus, "train.max_steps=1", f"data.dev_manifest={tmp_path / 'missing.jsonl'}"), exp, device="cpu", console=QUIET)
+    assert (exp / "tokenizer" / "tokenizer.model").is_file()
+    other = _other_tokenizer(toy_corpus, tmp_path / "other")
+    assert other.vocab_size == 40
+    shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", tokenizer / "tokenizer.model")
+    with pytest.raises(TrainingError, match=r"data.tokenizer=.* differs from .*exp/tokenizer, the tokenizer this experiment started with"):
+        train(_config(corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
+
+
+def test_resuming_with_another_tokenizer_in_both_places_is_refused_by_the_checkpoint(toy_corpus, tmp_path):
+    import shutil
+
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(toy_corpus["tokenizer"], tokenizer)
+    corpus = {**toy_corpus, "tokenizer": tokenizer}
+    exp = tmp_path / "exp"
+    train(_config(corpus, "train.max_steps=1"), exp, device="cpu", console=QUIET)
+    _other_tokenizer(toy_corpus, tmp_path / "other")
+    for target in (tokenizer, exp / "tokenizer"):  # same vocabulary size, other pieces
+        shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", target / "tokenizer.model")
+    with pytest.raises(ValueError, match=r"last\.pt was trained with a different tokenizer than"):
+        train(_config(corpus, "train.max_steps=2"), exp, device="cpu", console=QUIET)

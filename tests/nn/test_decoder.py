@@ -1,10 +1,10 @@
-"""Padding masks and the incremental decoder: the properties decoding relies on."""
+"""The decoder: teacher forcing and incremental decoding with an explicit, grouped cache agree."""
 
+import pytest
 import torch
 
 from asr.config import DecoderConfig, EncoderConfig, ModelConfig
 from asr.nn.decoder import Decoder
-from asr.nn.encoder import Encoder
 
 CONFIG = ModelConfig(
     d_model=32,
@@ -20,18 +20,6 @@ def _padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, x in enumerate(items):
         batch[i, : len(x)] = x
     return batch, lengths
-
-
-def test_encoder_output_is_the_same_alone_and_padded_in_a_batch():
-    encoder = Encoder(n_mels=20, config=CONFIG).eval()
-    utterances = [torch.randn(n, 20) for n in (61, 23, 40)]
-    feats, lengths = _padded(utterances)
-    batch_out, batch_lengths = encoder(feats, lengths)
-    for i, utt in enumerate(utterances):
-        alone, alone_length = encoder(utt[None], torch.tensor([len(utt)]))
-        n = int(alone_length[0])
-        assert n == int(batch_lengths[i])
-        torch.testing.assert_close(batch_out[i, :n], alone[0], atol=1e-5, rtol=1e-5)
 
 
 def test_decoder_output_is_the_same_alone_and_padded_in_a_batch():
@@ -70,7 +58,7 @@ def test_grouped_hypotheses_share_one_copy_of_the_encoder_keys_and_values():
     full, _ = decoder(tokens, *copies)
 
     cache = decoder.expand_cache(decoder.init_cache(memory, memory_lengths), beams)
-    assert cache.memory_kv[0][0].shape[0] == 2  # never copied per beam
+    assert cache.memory_kv[0][0].shape[0] == 2 and cache.group == beams  # never copied per beam
     for step in range(4):
         logits, cache = decoder.step(tokens[:, step], cache)
         torch.testing.assert_close(logits, full[:, step], atol=1e-5, rtol=1e-5)
@@ -105,3 +93,29 @@ def test_attention_weights_are_returned_on_request_and_match_the_fused_path():
     assert len(weights) == 2 and weights[0].shape == (2, 4, 5, 9)
     torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 4, 5))
     assert float(weights[0][1, :, :, 4:].detach().abs().max()) == 0.0  # padded encoder frames get no weight
+
+
+
+def test_the_cache_holds_its_group_and_a_batch_that_does_not_divide_is_an_error():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    cache = decoder.init_cache(memory, memory_lengths, group=3)
+    assert cache.group == 3 and cache.self_kv.shape[3] == 6
+    assert decoder.expand_cache(cache, 2).group == 6
+    with pytest.raises(AssertionError, match="not 3 per utterance"):
+        cache.select_hypotheses(torch.tensor([0, 1, 2, 3, 4]))  # 5 rows for 2 utterances
+    with pytest.raises(AssertionError, match="5 tokens for 6 hypotheses"):
+        decoder.step(torch.zeros(5, dtype=torch.long), cache)
+
+
+def test_incremental_decoding_past_the_cache_capacity_grows_it():
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    tokens = torch.randint(3, VOCAB, (4, 7))
+    full, _ = decoder(tokens, memory.repeat_interleave(2, 0), memory_lengths.repeat_interleave(2))
+    with torch.inference_mode():
+        cache = decoder.init_cache(memory, memory_lengths, group=2, capacity=2)
+        for step in range(7):
+            logits, cache = decoder.step(tokens[:, step], cache)
+            torch.testing.assert_close(logits, full[:, step], atol=1e-5, rtol=1e-5)
+    assert cache.steps == 7 and cache.self_kv.shape[0] >= 7
