@@ -235,12 +235,13 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
-def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int):
+def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int, lm_weight: float = 0.0):
     from asr.decode.options import DecodeOptions
 
     return DecodeOptions(
         method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
         length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
+        lm_weight=lm_weight,
     )
 
 
@@ -270,14 +271,18 @@ def decode(
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",
+    lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
+    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
-    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
+    if lm is not None and lm_weight == 0.0:
+        raise ValueError("--lm needs a --lm-weight above 0 (e.g. 0.3)")
+    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, lm_weight)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
-    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
+    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout, lm_dir=lm)
     stdout.print(f"hypotheses written to {out}/hyp.txt (RTF {summary.rtf:.3f})")
 
 

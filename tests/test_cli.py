@@ -110,7 +110,8 @@ def _decode_args(tmp: Path) -> list[str]:
     return ["decode", "--exp", tmp / "exp", "--manifest", tmp / "test.jsonl", "--out", tmp / "out",
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
-            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1"]  # fmt: skip
+            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1",
+            "--lm", tmp / "lm", "--lm-weight", "0.4"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
@@ -214,9 +215,9 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     assert (Path(exp), Path(manifest), Path(out)) == (tmp_path / "exp", tmp_path / "test.jsonl", tmp_path / "out")
     assert options == DecodeOptions(
         method="attention_rescoring", beam=7, ctc_weight=0.45, length_bonus=0.25, length_norm=False,
-        max_length_ratio=0.6, batch_size=3,
+        max_length_ratio=0.6, batch_size=3, lm_weight=0.4,
     )  # fmt: skip
-    assert kwargs["checkpoint"] == "step-7.pt"
+    assert kwargs["checkpoint"] == "step-7.pt" and Path(kwargs["lm_dir"]) == tmp_path / "lm"
     assert kwargs["device"] == torch.device("cuda", 1)
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
 

@@ -39,6 +39,7 @@ class DecodeOptions:
     max_length_ratio: float = 1.0  # at most max(1, floor(ratio * encoder frames)) tokens
     pre_beam_ratio: float = 1.5  # joint_beam: CTC scores the top ceil(ratio*beam) decoder tokens
     batch_size: int = 8  # utterances decoded together
+    lm_weight: float = 0.0  # beam searches with an LM: + lm_weight * log p_lm (shallow fusion)
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,6 +57,8 @@ class DecodeOptions:
             )
         if not self.max_length_ratio > 0.0:
             problems.append(f"max_length_ratio must be > 0, got {self.max_length_ratio!r}")
+        if not self.lm_weight >= 0.0:
+            problems.append(f"lm_weight must be >= 0, got {self.lm_weight!r}")
         if self.pre_beam_ratio < 1.0:
             problems.append(f"pre_beam_ratio must be >= 1, got {self.pre_beam_ratio!r}")
         if not _positive_int(self.batch_size):

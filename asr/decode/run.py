@@ -91,14 +91,21 @@ def decode_manifest(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     num_workers: int = 0,
+    lm_dir: str | Path | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
     ``checkpoint`` is a file in exp_dir/checkpoints or a path (default: averaged, else last);
-    ``num_workers`` DataLoader processes read audio while the model decodes.
+    ``num_workers`` DataLoader processes read audio while the model decodes; ``lm_dir`` holds an
+    `asr lm train` LM fused into beam search with weight ``options.lm_weight``.
     """
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    lm = None
+    if lm_dir is not None:
+        from asr.lm.scorer import load_fusion_lm
+
+        lm = load_fusion_lm(lm_dir, exp_dir, device)
     utterances = read_manifest(manifest)
     out_dir = Path(out_dir)  # created only once the inputs proved readable
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +122,7 @@ def decode_manifest(
     with progress:
         task = progress.add_task(f"decoding ({options.method})", total=len(utterances))
         for indices, waves, wave_lengths in loader:
-            hyps = decode_batch(model, waves.to(device), wave_lengths.to(device), options)
+            hyps = decode_batch(model, waves.to(device), wave_lengths.to(device), options, lm)
             for index, nbest in zip(indices, hyps):
                 results[index] = nbest[0]
             samples += int(wave_lengths.sum())
@@ -136,6 +143,7 @@ def decode_manifest(
         "device": str(device),
         "threads": torch.get_num_threads(),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "lm": str(lm_dir) if lm_dir is not None else None,
     }
     (out_dir / TIMING_NAME).write_text(json.dumps(timing, indent=2) + "\n")
     console.print(

@@ -74,6 +74,17 @@ def test_training_lowers_perplexity_and_prefers_the_training_sentences(tokenizer
         shuffled = " ".join(words[1:] + words[:1])
         assert log_prob(sentence) > log_prob(shuffled) + 2.0
 
+    # Fusion needs the recogniser's own tokenizer.
+    from asr.lm.scorer import LMError, load_fusion_lm
+
+    exp = tmp_path / "exp"
+    (exp / "tokenizer").mkdir(parents=True)
+    (exp / "tokenizer" / "tokenizer.model").write_bytes((tokenizer_dir / "tokenizer.model").read_bytes())
+    assert load_fusion_lm(tmp_path / "lm", exp).config.vocab_size == tokenizer.vocab_size
+    (exp / "tokenizer" / "tokenizer.model").write_bytes(b"another tokenizer")
+    with pytest.raises(LMError, match="trained on another tokenizer"):
+        load_fusion_lm(tmp_path / "lm", exp)
+
 
 def test_batches_hold_every_sentence_once_within_the_budget(tokenizer_dir):
     from asr.text.tokenizer import Tokenizer
