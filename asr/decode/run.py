@@ -31,6 +31,7 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
+from asr.lm.scorer import load_fusion_lm
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
@@ -101,11 +102,7 @@ def decode_manifest(
     """
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
-    lm = None
-    if lm_dir is not None:
-        from asr.lm.scorer import load_fusion_lm
-
-        lm = load_fusion_lm(lm_dir, exp_dir, device)
+    lm = load_fusion_lm(lm_dir, exp_dir, device) if lm_dir is not None else None
     utterances = read_manifest(manifest)
     out_dir = Path(out_dir)  # created only once the inputs proved readable
     out_dir.mkdir(parents=True, exist_ok=True)
