@@ -8,6 +8,7 @@ Loading is strict: an unknown key or a value of the wrong type is an error that 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,8 +22,46 @@ class ConfigError(ValueError):
     """A config file or override that cannot be turned into an ExperimentConfig."""
 
 
+class _Checked:
+    """Mixin: check every field against ``RANGES`` when the dataclass is built (the one place
+    value ranges are checked; ``_build`` prefixes the section to the message)."""
+
+    def __post_init__(self) -> None:
+        for name, (low, high, low_open) in RANGES.get(type(self).__name__, {}).items():
+            values = getattr(self, name)
+            for value in values if isinstance(values, tuple) else (values,):
+                if not _in_range(value, low, high, low_open):
+                    raise ConfigError(f"{name}={value!r} is out of range: {_describe(low, high, low_open)}")
+
+
+def _in_range(value: Any, low: float | None, high: float | None, low_open: bool) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    return high is None or value <= high
+
+
+def _describe(low: float | None, high: float | None, low_open: bool) -> str:
+    if high is None:
+        return f"it must be {'>' if low_open else '>='} {low}"
+    return f"it must be {'>' if low_open else '>='} {low} and <= {high}"
+
+
+def _at_least(low: float) -> tuple[float, None, bool]:
+    return (low, None, False)
+
+
+def _between(low: float, high: float) -> tuple[float, float, bool]:
+    return (low, high, False)
+
+
+_POSITIVE = (0, None, True)
+_FRACTION = (0.0, 1.0, False)
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Checked):
     train_manifest: str = ""
     dev_manifest: str = ""
     tokenizer: str = ""  # directory written by `asr tokenizer train`
@@ -34,7 +73,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(_Checked):
     sample_rate: int = 16000
     n_mels: int = 80
     win_ms: float = 25.0
@@ -43,7 +82,7 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(_Checked):
     spec_augment: bool = True
     freq_masks: int = 2
     freq_mask_width: int = 27
@@ -57,7 +96,7 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(_Checked):
     layers: int = 12
     heads: int = 4
     ff_dim: int = 2048
@@ -69,7 +108,7 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(_Checked):
     layers: int = 6
     heads: int = 4
     ff_dim: int = 2048
@@ -77,16 +116,22 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Checked):
     d_model: int = 256
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for part, heads in (("encoder", self.encoder.heads), ("decoder", self.decoder.heads)):
+            if self.d_model % heads:
+                raise ConfigError(f"{part}.heads={heads} does not divide d_model={self.d_model}")
+
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Checked):
     epochs: int = 50
     max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer updates
     lr: float = 2e-3  # peak learning rate, reached at the end of warmup
@@ -106,6 +151,7 @@ class TrainConfig:
     keep_best: int = 5
     max_nonfinite: int = 20  # consecutive non-finite losses that stop training
     valid_max_utterances: int = 0  # 0 = the whole dev manifest
+    tensorboard: bool = False  # also write the log as TensorBoard scalars in exp/tensorboard/
 
 
 @dataclass(frozen=True)
@@ -115,6 +161,41 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Allowed values of each numeric key: (low, high, low excluded); None = unbounded. A flat table,
+# so the limits of every key can be read in one place. Upper bounds keep a typo (an extra zero)
+# from asking for more memory than any machine has.
+RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
+    "DataConfig": {
+        "max_batch_seconds": (0.0, 36000.0, True), "max_duration": (0.0, 3600.0, True),
+        "num_workers": _between(0, 64), "bucket_size": _at_least(1),
+    },
+    "FeatureConfig": {
+        "sample_rate": _between(1000, 192000), "n_mels": _between(1, 512),
+        "win_ms": (0.0, 1000.0, True), "hop_ms": (0.0, 1000.0, True), "cmvn_max_utterances": _at_least(0),
+    },
+    "AugmentConfig": {
+        "freq_masks": _between(0, 100), "freq_mask_width": _at_least(0), "time_masks": _between(0, 100),
+        "time_mask_width": _at_least(0), "time_warp_window": _at_least(0), "speeds": (0.0, 10.0, True),
+    },
+    "EncoderConfig": {
+        "layers": _between(1, 100), "heads": _between(1, 128), "ff_dim": _between(1, 65536),
+        "dropout": (0.0, 0.99, False), "conv_channels": _between(1, 8192),
+    },
+    "DecoderConfig": {
+        "layers": _between(1, 100), "heads": _between(1, 128), "ff_dim": _between(1, 65536),
+        "dropout": (0.0, 0.99, False),
+    },
+    "ModelConfig": {"d_model": _between(1, 16384), "ctc_weight": _FRACTION, "label_smoothing": (0.0, 0.99, False)},
+    "TrainConfig": {
+        "epochs": _between(1, 100000), "max_steps": _at_least(0), "lr": (0.0, 10.0, True),
+        "warmup_steps": _at_least(0), "weight_decay": _at_least(0.0), "betas": (0.0, 0.999999, False),
+        "grad_clip": _POSITIVE, "accum_steps": _between(1, 1024), "log_every": _at_least(1),
+        "valid_every": _at_least(0), "checkpoint_every": _at_least(0), "keep_best": _between(1, 1000),
+        "max_nonfinite": _at_least(1), "valid_max_utterances": _at_least(0),
+    },
+}  # fmt: skip
 
 
 def _type_name(tp: Any) -> str:
@@ -188,7 +269,10 @@ def _build(cls: type, values: dict, prefix: str = "") -> Any:
         name: _coerce(value, hints[name], f"{prefix}.{name}" if prefix else name)
         for name, value in values.items()
     }
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a range check: name the section too
+        raise ConfigError(f"{prefix}.{err}" if prefix else str(err)) from None
 
 
 def to_dict(config: Any) -> dict:

@@ -35,6 +35,8 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 AVERAGED = "averaged.pt"
 LOCK = ".lock"
+TRAIN_REJECTED = "train.rejected.tsv"  # training utterances left out for their audio (asr.data.screen)
+DEV_REJECTED = "dev.rejected.tsv"
 
 
 def checkpoint_dir(exp_dir: str | Path) -> Path:

@@ -55,7 +55,8 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         utt = self.utterances[index]
-        wave, _ = load_audio(utt.audio, self.sample_rate)  # (S,) mono, resampled if needed
+        # (S,) mono, resampled if needed; NaN or (under a transcript) silence is an AudioContentError
+        wave, _ = load_audio(utt.audio, self.sample_rate, expect_speech=bool(utt.text))
         wave = speed_perturb(wave, self.sample_rate, self.speed(index))
         tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (U,)
         return {"id": utt.id, "wave": wave, "tokens": tokens}

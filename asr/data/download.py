@@ -6,7 +6,9 @@ One subset is one tarball, ``<base_url>/<subset>.tar.gz``, which unpacks to
 1. fetch into ``<root>/<subset>.tar.gz.part``, resuming an interrupted transfer with an HTTP Range
    request, then verify its SHA-256 and rename it to ``<subset>.tar.gz``;
 2. check every member of the archive stays inside ``root``, then extract it;
-3. write ``LibriSpeech/<subset>/.complete`` so a rerun skips the subset.
+3. write ``LibriSpeech/<subset>/.complete`` so a rerun skips the subset. A subset folder without
+   it is half-extracted (a killed or failed run): preparation refuses it, and a download removes
+   and extracts it again. A full disk removes the partial file or folder and says so.
 
 Mirrors: OpenSLR lists mirrors for each resource on https://www.openslr.org/12 (e.g. US
 https://us.openslr.org/resources/12, EU https://openslr.elda.org/resources/12, CN
@@ -16,13 +18,16 @@ The archives are identical, so the same checksums apply.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
 from rich.progress import (
@@ -34,6 +39,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from asr import files
+from asr.files import DiskFullError
 
 OFFICIAL_URL = "https://www.openslr.org/resources/12"
 
@@ -92,11 +100,23 @@ def download_subset(
         # An archive left by an earlier run or copied in by hand is checked too.
         verify_sha256(archive, checksums[subset], console)
 
-    extract_tar(archive, root, console)
+    if subset_dir.exists():  # half-extracted by an earlier run (no marker): start it over
+        console.print(f"{subset}: {subset_dir} is incomplete (no {COMPLETE_MARKER}); extracting it again")
+        shutil.rmtree(subset_dir)
+    try:
+        extract_tar(archive, root, console)
+    except DiskFullError:
+        shutil.rmtree(subset_dir, ignore_errors=True)  # no partial subset left behind
+        raise
     if not subset_dir.is_dir():
         raise DownloadError(f"{archive}: did not contain LibriSpeech/{subset}/")
-    (subset_dir / COMPLETE_MARKER).write_text("")
+    mark_complete(subset_dir)
     return subset_dir
+
+
+def mark_complete(subset_dir: Path) -> None:
+    """Record that ``subset_dir`` is whole: only then does preparation use it."""
+    files.write_text(subset_dir / COMPLETE_MARKER, "")
 
 
 def _fetch_with_retries(url: str, part: Path, console: Console) -> None:
@@ -140,13 +160,23 @@ def fetch(url: str, part: Path, console: Console | None = None) -> None:
             )
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with _byte_progress(console) as progress, part.open("ab" if offset else "wb") as f:
-            task = progress.add_task(part.name.removesuffix(".part"), total=total, completed=offset)
-            while chunk := response.read(_CHUNK):
-                f.write(chunk)
-                progress.advance(task, len(chunk))
+        try:
+            with _byte_progress(console) as progress, part.open("ab" if offset else "wb") as f:
+                task = progress.add_task(part.name.removesuffix(".part"), total=total, completed=offset)
+                while chunk := response.read(_CHUNK):
+                    _append(f, chunk)
+                    progress.advance(task, len(chunk))
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                part.unlink(missing_ok=True)  # a full disk must not stay full of a partial file
+            files.raise_fixable(err, part)
+            raise
     if total is not None and part.stat().st_size != total:
         raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def _append(f: BinaryIO, chunk: bytes) -> None:
+    f.write(chunk)  # one place for every downloaded byte (the tests' full-disk wrapper hooks it)
 
 
 def _byte_progress(console: Console) -> Progress:
@@ -233,5 +263,8 @@ def extract_tar(archive: Path, root: Path, console: Console | None = None) -> No
                 for member in members:
                     tar.extract(member, root, filter="data")
                     progress.advance(task)
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except OSError as err:
+        files.raise_fixable(err, root)
+        raise DownloadError(f"{archive}: cannot extract ({err})") from None
+    except (tarfile.TarError, EOFError) as err:
         raise DownloadError(f"{archive}: cannot extract ({err})") from None

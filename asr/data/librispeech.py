@@ -24,7 +24,9 @@ from rich.console import Console
 from asr.progress import counting_progress
 from rich.table import Table
 
-from asr.data.download import OFFICIAL_URL, SUBSETS, download_subset
+from asr import files
+from asr.audio import NONFINITE, SILENT, scan_file
+from asr.data.download import COMPLETE_MARKER, OFFICIAL_URL, SUBSETS, download_subset
 from asr.data.manifest import Utterance, write_manifest
 from asr.text.normalize import normalize_text
 
@@ -40,8 +42,9 @@ NO_TRANSCRIPT = "no transcript"
 EMPTY_TRANSCRIPT = "empty transcript"
 MALFORMED = "malformed transcript line"
 DUPLICATE = "duplicate utterance id"
+NONFINITE_AUDIO = NONFINITE  # NaN or Inf samples (float WAV)
+SILENT_AUDIO = SILENT  # nothing above -80 dBFS, though the transcript has words
 
-_TAIL_FRAMES = 4096  # decoded at the end of each file to prove it is all there (one FLAC block)
 _UTTERANCE_ID = re.compile(r"([0-9A-Za-z]+)-([0-9A-Za-z]+)-([0-9]+)")
 
 
@@ -79,6 +82,12 @@ def find_subset(root: str | Path, subset: str) -> Path:
         raise PrepareError(f"LibriSpeech root {root} not found; use --download to fetch the data")
     for candidate in (root / "LibriSpeech" / subset, root / subset):
         if candidate.is_dir():
+            if not (candidate / COMPLETE_MARKER).is_file():
+                raise PrepareError(
+                    f"subset {subset} in {candidate} has no completion marker ({COMPLETE_MARKER}), so it "
+                    f"may be half-extracted; use --download to extract it again, or, if you unpacked it "
+                    f"completely yourself, create {candidate / COMPLETE_MARKER}"
+                )
             return candidate
     if (root / "LibriSpeech").is_dir():
         where = f"{root / 'LibriSpeech'} (expected {root / 'LibriSpeech' / subset})"
@@ -106,6 +115,11 @@ def prepare_librispeech(
     """
     console = console or Console()
     root, out_dir = Path(root), Path(out_dir)
+    if not 1 <= num_workers <= 64:
+        raise PrepareError(f"--workers must be from 1 to 64, got {num_workers}")
+    if not 1000 <= sample_rate <= 192000:
+        raise PrepareError(f"--sample-rate must be from 1000 to 192000 Hz, got {sample_rate}")
+    files.check_writable_dir(out_dir)  # before downloads and scans, not after them
     if download:
         unknown = [s for s in subsets if s not in SUBSETS]
         if unknown:
@@ -119,6 +133,7 @@ def prepare_librispeech(
                 download_subset(subset, root, base_url, console=console)
     # Find every subset before the (possibly long) scans, so a typo fails at once.
     folders = {subset: find_subset(root, subset) for subset in subsets}
+    files.sweep_dead(out_dir)  # temporary files of a killed earlier run
     return {
         subset: _prepare_subset(subset, folder, out_dir, num_workers, sample_rate, console)
         for subset, folder in folders.items()
@@ -131,7 +146,7 @@ def _prepare_subset(
     candidates, rejections = _scan(folder)
     probe = functools.partial(_probe, sample_rate=sample_rate)
     utterances = []
-    progress = counting_progress(console)
+    progress = counting_progress(console, transient=True)  # the summary table follows
     # Threads suffice: libsndfile is called through cffi, which releases the GIL.
     with progress, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         task = progress.add_task(f"{subset}: reading audio", total=len(candidates))
@@ -174,11 +189,11 @@ def _scan(folder: Path) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     claimed: set[Path] = set()
     candidates: list[_Candidate] = []
     rejections: list[tuple[str, str]] = []
+    seen: set[str] = set()  # across transcripts too: a copied chapter folder repeats its ids
     for transcript in sorted(folder.rglob("*.trans.txt")):
         prefix = transcript.name.removesuffix(".trans.txt")  # <speaker>-<chapter>
-        seen: set[str] = set()
         # errors="replace": a stray non-UTF-8 byte must not abort the whole subset.
-        lines = transcript.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = transcript.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff").splitlines()
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -216,13 +231,13 @@ def _find_audio(folder: Path, utt_id: str, audio_files: set[Path]) -> Path | Non
 def _probe(path: Path, sample_rate: int) -> tuple[int, int, str | None]:
     """``(frames, rate, None)`` for a good file, ``(0, 0, reason)`` for a bad one.
 
-    The header alone does not prove a file is whole: a truncated FLAC still announces its full
-    length. Decoding the last block does (seeking past the end of a cut file fails), at the cost of
-    one block rather than the whole file. A cut WAV is reported by libsndfile at its real,
+    The whole file is decoded, block by block: the header alone does not prove a file is whole
+    (a truncated FLAC still announces its full length, and decoding stops short), nor that its
+    samples are finite and not all silence. A cut WAV is reported by libsndfile at its real,
     shorter length, so it is kept as such.
     """
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.SoundFileError, RuntimeError):
         return 0, 0, UNREADABLE
     with f:
@@ -231,29 +246,24 @@ def _probe(path: Path, sample_rate: int) -> tuple[int, int, str | None]:
             return 0, 0, WRONG_RATE
         if frames <= 0:
             return 0, 0, EMPTY_AUDIO
-        tail = min(frames, _TAIL_FRAMES)
         try:
-            f.seek(frames - tail)
-            complete = len(f.read(tail, dtype="float32")) == tail
+            decoded, problem = scan_file(f, expect_speech=True)
         except (sf.SoundFileError, RuntimeError):
-            complete = False
-    return (frames, rate, None) if complete else (0, 0, TRUNCATED)
+            decoded, problem = 0, None
+    if decoded != frames:
+        return 0, 0, TRUNCATED
+    return (0, 0, problem) if problem else (frames, rate, None)
 
 
 def _write_rejections(rejections: list[tuple[str, str]], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        f.write("path\treason\n")
-        for where, reason in rejections:
-            f.write(f"{where}\t{reason}\n")
-    tmp.replace(path)
+    files.write_lines(path, ["path\treason", *(f"{where}\t{reason}" for where, reason in rejections)])
 
 
-def print_summary(reports: dict[str, PrepareReport], console: Console | None = None) -> None:
+def print_summary(reports: dict[str, PrepareReport], console: Console | None = None, title: str = "LibriSpeech manifests") -> None:
     """A table: per subset, utterances kept, hours, and the count of each rejection reason."""
     console = console or Console()
     reasons = sorted({reason for r in reports.values() for reason in r.rejected})
-    table = Table(title="LibriSpeech manifests")
+    table = Table(title=title)
     table.add_column("subset")
     table.add_column("utterances", justify="right")
     table.add_column("hours", justify="right")

@@ -1,11 +1,19 @@
-"""Manifests: one JSON object per line describing one utterance."""
+"""Manifests: one JSON object per line describing one utterance.
+
+Reading is strict, so a hand-edited or foreign manifest fails at once with its file and line
+rather than deep inside training or decoding: every field must be present with the right type,
+durations finite and not negative, and no id may appear twice.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
+
+from asr import files
 
 
 @dataclass(frozen=True)
@@ -25,35 +33,61 @@ class ManifestError(ValueError):
 
 def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
     """Write utterances as JSONL (atomically: a crash never leaves half a manifest)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    count = 0
-    with tmp.open("w") as f:
-        for utt in utterances:
-            f.write(json.dumps(asdict(utt), ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
+    lines = [json.dumps(asdict(utt), ensure_ascii=False) for utt in utterances]
+    files.write_lines(path, lines)
+    return len(lines)
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read a JSONL manifest; a bad line is an error naming the file and line."""
+    """Read a JSONL manifest; a bad line or a repeated id is an error naming the file and line(s)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    fields = set(Utterance.__dataclass_fields__)
     utterances = []
-    with path.open() as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            missing = fields - set(record)
-            if missing:
-                raise ManifestError(f"{path}:{number}: missing field(s) {', '.join(sorted(missing))}")
-            utterances.append(Utterance(**{k: record[k] for k in fields}))
+    first_line: dict[str, int] = {}  # id -> line it was first seen on
+    for number, line in enumerate(files.read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
+        utt = parse_record(record, where)
+        if utt.id in first_line:
+            raise ManifestError(
+                f"{where}: duplicate id {utt.id!r} (first at line {first_line[utt.id]}); "
+                "every utterance id must be unique"
+            )
+        first_line[utt.id] = number
+        utterances.append(utt)
     return utterances
+
+
+def parse_record(record: Any, where: str) -> Utterance:
+    """One manifest record -> an Utterance, or a ManifestError naming ``where`` and the field."""
+    if not isinstance(record, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = sorted(set(Utterance.__dataclass_fields__) - set(record))
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+    values = {name: _field(record, name, where) for name in Utterance.__dataclass_fields__}
+    return Utterance(**values)
+
+
+def _field(record: dict, name: str, where: str) -> Any:
+    value = record[name]
+    if name in ("duration", "sample_rate"):
+        number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if name == "sample_rate" and not (isinstance(value, int) and value > 0 and number_ok):
+            raise ManifestError(f"{where}: sample_rate must be a positive integer, got {value!r}")
+        if not number_ok or not math.isfinite(value) or value < 0:
+            raise ManifestError(f"{where}: duration must be a number of seconds >= 0, got {value!r}")
+        return float(value) if name == "duration" else value
+    if name in ("speaker", "chapter") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # numeric LibriSpeech-style ids written without quotes
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: {name} must be a string, got {json.dumps(value)}")
+    if name in ("id", "audio") and not value.strip():
+        raise ManifestError(f"{where}: {name} is empty")
+    return value

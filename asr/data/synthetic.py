@@ -5,10 +5,7 @@ espeak-ng; each "speaker" is one (voice + variant, speed, pitch) combination, an
 test splits have no speaker in common. A small model learns it in minutes, which makes it a quick
 check that the whole pipeline (prepare -> features -> train -> decode -> score) works.
 
-``make_librispeech_tree`` writes a LibriSpeech-layout tree from given waveforms (or tones), for
-tests that need a corpus on disk with exact, known contents.
-
-Layout written by both (the same as the official tarballs)::
+Layout written (the same as the official tarballs)::
 
     <root>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<NNNN>.flac
     <root>/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
@@ -28,13 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
-import torch
 from rich.console import Console
-from asr.progress import counting_progress
 
+from asr import files
 from asr.audio import load_audio
+from asr.data.download import mark_complete
+from asr.progress import counting_progress
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
@@ -50,6 +47,14 @@ PITCHES = range(30, 71, 5)  # espeak-ng's 0-99 scale, 50 = the voice's default
 
 class SyntheticError(RuntimeError):
     """espeak-ng is missing or failed; the message says what to do."""
+
+
+class CorpusSizeError(ValueError):
+    """A speaker, utterance or worker count out of range; the message names the option."""
+
+
+_MAX_SPEAKERS = 9900  # speaker ids are drawn from 100..9999
+_MAX_UTTERANCES = 10000  # utterance numbers have four digits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,9 +196,10 @@ def _speak(exe: str, speaker: Speaker, text: str, flac: Path) -> None:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0 or not wav.is_file():
             raise SyntheticError(f"espeak-ng failed for {flac.name}: {result.stderr.strip()}")
-        waveform, _ = load_audio(wav, SAMPLE_RATE)
+        waveform, _ = load_audio(wav, SAMPLE_RATE, expect_speech=True)
     # Resampling can overshoot [-1, 1] a little; clip rather than let 16-bit PCM wrap around.
-    sf.write(flac, waveform.clamp(-1, 1).numpy(), SAMPLE_RATE, subtype="PCM_16")
+    with files.atomic_path(flac) as tmp_flac:
+        sf.write(tmp_flac, waveform.clamp(-1, 1).numpy(), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
 
 
 def _read_marker(marker: Path) -> dict | None:
@@ -203,6 +209,18 @@ def _read_marker(marker: Path) -> dict | None:
         return json.loads(marker.read_text())
     except json.JSONDecodeError:
         return {}  # ours but unreadable: rebuild
+
+
+def check_sizes(counts: dict[str, int], utterances_per_speaker: int, num_workers: int) -> None:
+    """A CorpusSizeError naming the first option out of range."""
+    limits = {f"--{split}-speakers": (count, 1, _MAX_SPEAKERS) for split, count in counts.items()}
+    limits["--utterances"] = (utterances_per_speaker, 1, _MAX_UTTERANCES)
+    limits["--workers"] = (num_workers, 1, 64)
+    for option, (value, low, high) in limits.items():
+        if not (isinstance(value, int) and low <= value <= high):
+            raise CorpusSizeError(f"{option} must be an integer from {low} to {high}, got {value!r}")
+    if sum(counts.values()) > _MAX_SPEAKERS:
+        raise CorpusSizeError(f"at most {_MAX_SPEAKERS} speakers in all, asked for {sum(counts.values())}")
 
 
 def make_synthetic_corpus(
@@ -222,25 +240,45 @@ def make_synthetic_corpus(
     Idempotent: a corpus already complete with the same parameters is left as it is; one made with
     other parameters, or left half-written, is replaced.
     """
+    counts = {"train": speakers_train, "dev": speakers_dev, "test": speakers_test}
+    check_sizes(counts, utterances_per_speaker, num_workers)
     console = console or Console()
-    out_dir = Path(out_dir)
-    corpus = out_dir / "LibriSpeech"
-    marker = corpus / MARKER
-    params = {"speakers": {"train": speakers_train, "dev": speakers_dev, "test": speakers_test},
-              "utterances_per_speaker": utterances_per_speaker, "seed": seed}  # fmt: skip
-    state = _read_marker(marker)
+    corpus = Path(out_dir) / "LibriSpeech"
+    params = {"speakers": counts, "utterances_per_speaker": utterances_per_speaker, "seed": seed}
+    if _already_made(corpus, params, console):
+        return Path(out_dir)
+    exe = _check_espeak()
+    speakers = make_speakers(counts, seed)
+    jobs = _jobs(corpus, speakers, utterances_per_speaker, seed)
+    # Start from scratch: a half-written corpus or one with other parameters is ours to replace.
+    for split in SPLITS:
+        shutil.rmtree(corpus / split, ignore_errors=True)
+    files.write_json(corpus / MARKER, {"params": params, "complete": False}, indent=None)
+    _speak_all(exe, jobs, num_workers, console)
+    _write_transcripts(jobs, corpus, speakers)
+    for split in SPLITS:
+        mark_complete(corpus / split)
+    files.write_json(corpus / MARKER, {"params": params, "complete": True}, indent=None)
+    console.print(f"synthetic corpus: {len(speakers)} speakers, {len(jobs)} utterances in {corpus}")
+    return Path(out_dir)
+
+
+def _already_made(corpus: Path, params: dict, console: Console) -> bool:
+    """True if ``corpus`` is complete with ``params``; an error if it holds data not made here."""
+    state = _read_marker(corpus / MARKER)
     if state == {"params": params, "complete": True}:
         console.print(f"synthetic corpus already complete in {corpus}")
-        return out_dir
-    split_dirs = [corpus / split for split in SPLITS]
-    if state is None and any(d.exists() for d in split_dirs):
+        return True
+    if state is None and any((corpus / split).exists() for split in SPLITS):
         # Without our marker these folders may be someone's data: never delete them.
         raise SyntheticError(f"{corpus} already has train/dev/test folders not made by this tool")
-    exe = _check_espeak()
+    return False
 
-    speakers = make_speakers(
-        dict(zip(SPLITS, (speakers_train, speakers_dev, speakers_test), strict=True)), seed
-    )
+
+_Job = tuple[Speaker, str, str, Path]  # speaker, utterance id, text, FLAC path
+
+
+def _jobs(corpus: Path, speakers: list[Speaker], utterances_per_speaker: int, seed: int) -> list[_Job]:
     # One sentence stream for the whole corpus, drawn before synthesis: the text does not depend on
     # the number of workers or on the order in which they finish.
     sentences = iter(make_sentences(len(speakers) * utterances_per_speaker, seed))
@@ -250,14 +288,10 @@ def make_synthetic_corpus(
         for n in range(utterances_per_speaker):
             utt_id = f"{speaker.id}-{speaker.chapter}-{n:04d}"
             jobs.append((speaker, utt_id, next(sentences), folder / f"{utt_id}.flac"))
+    return jobs
 
-    # Start from scratch: a half-written corpus or one with other parameters is ours to replace.
-    for d in split_dirs:
-        shutil.rmtree(d, ignore_errors=True)
-    for speaker in speakers:
-        (corpus / speaker.split / speaker.id / speaker.chapter).mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"params": params, "complete": False}))
 
+def _speak_all(exe: str, jobs: list[_Job], num_workers: int, console: Console) -> None:
     progress = counting_progress(console)
     with progress, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         task = progress.add_task("speaking", total=len(jobs))
@@ -270,52 +304,11 @@ def make_synthetic_corpus(
             pool.shutdown(cancel_futures=True)  # don't speak hundreds more sentences before failing
             raise
 
+
+def _write_transcripts(jobs: list[_Job], corpus: Path, speakers: list[Speaker]) -> None:
     transcripts: dict[Path, list[str]] = defaultdict(list)
     for speaker, utt_id, text, flac in jobs:
-        name = f"{speaker.id}-{speaker.chapter}.trans.txt"
-        transcripts[flac.parent / name].append(f"{utt_id} {text}")
+        transcripts[flac.parent / f"{speaker.id}-{speaker.chapter}.trans.txt"].append(f"{utt_id} {text}")
     for path, lines in transcripts.items():
-        path.write_text("\n".join(lines) + "\n")
-    (corpus / "SPEAKERS.json").write_text(
-        json.dumps([asdict(s) for s in speakers], indent=1) + "\n"
-    )
-    marker.write_text(json.dumps({"params": params, "complete": True}))
-    console.print(f"synthetic corpus: {len(speakers)} speakers, {len(jobs)} utterances in {corpus}")
-    return out_dir
-
-
-# --------------------------------------------------------------------------------------------------
-# Exact small trees for tests.
-
-
-def _tone(index: int, sample_rate: int) -> np.ndarray:
-    """A 1 s tone at a frequency set by ``index``: utterances differ yet are reproducible."""
-    t = np.arange(sample_rate) / sample_rate
-    return (0.3 * np.sin(2 * np.pi * (200 + 50 * index) * t)).astype(np.float32)
-
-
-def make_librispeech_tree(
-    root: str | Path,
-    subset: str,
-    utterances: Sequence[tuple[str, str, str, torch.Tensor | np.ndarray | None]],
-    sample_rate: int = SAMPLE_RATE,
-) -> Path:
-    """Write ``(speaker, chapter, text, waveform)`` utterances as ``root/LibriSpeech/<subset>``.
-
-    Utterances of one speaker and chapter are numbered in the order given: ``<spk>-<chap>-0000``,
-    ``-0001``, ... A waveform of None becomes a 1 s tone. Texts are written as given (not
-    normalised), and an empty text gives a line holding only the id. Returns the subset folder.
-    """
-    subset_dir = Path(root) / "LibriSpeech" / subset
-    lines: dict[Path, list[str]] = defaultdict(list)
-    for index, (speaker, chapter, text, waveform) in enumerate(utterances):
-        folder = subset_dir / speaker / chapter
-        folder.mkdir(parents=True, exist_ok=True)
-        transcript = folder / f"{speaker}-{chapter}.trans.txt"
-        utt_id = f"{speaker}-{chapter}-{len(lines[transcript]):04d}"
-        audio = _tone(index, sample_rate) if waveform is None else np.asarray(waveform, np.float32)
-        sf.write(folder / f"{utt_id}.flac", audio, sample_rate, subtype="PCM_16")
-        lines[transcript].append(f"{utt_id} {text}".rstrip())
-    for transcript, content in lines.items():
-        transcript.write_text("\n".join(content) + "\n")
-    return subset_dir
+        files.write_lines(path, lines)
+    files.write_json(corpus / "SPEAKERS.json", [asdict(s) for s in speakers], indent=1)

@@ -6,6 +6,7 @@ are built, with a message naming the option, never halfway through a decode.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,13 @@ METHODS: tuple[str, ...] = (
     "joint_beam",  # beam search on (1-w)*decoder + w*CTC prefix score (Watanabe et al., 2017)
     "attention_rescoring",  # CTC prefix beam n-best, rescored by the decoder (wenet)
 )
+
+
+# Upper bounds: far above useful values (beams beyond ~60 stop helping), low enough that a typo
+# cannot ask for memory no machine has; decoding also checks its memory estimate (decode.budget).
+MAX_BEAM = 200
+MAX_BATCH_SIZE = 1024
+MAX_LENGTH_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,27 +53,29 @@ class DecodeOptions:
         problems = []
         if self.method not in METHODS:
             problems.append(f"method {self.method!r} is not one of {', '.join(METHODS)}")
-        if not _positive_int(self.beam):
-            problems.append(f"beam must be an integer >= 1, got {self.beam!r}")
+        if not _positive_int(self.beam, MAX_BEAM):
+            problems.append(f"beam must be an integer from 1 to {MAX_BEAM}, got {self.beam!r}")
         if not 0.0 <= self.ctc_weight <= 1.0:
             problems.append(f"ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
-        if self.length_alpha < 0.0:
+        if not math.isfinite(self.length_bonus):
+            problems.append(f"length_bonus must be a finite number, got {self.length_bonus!r}")
+        if not 0.0 <= self.length_alpha < math.inf:
             problems.append(f"length_alpha must be >= 0, got {self.length_alpha!r}")
         if self.length_norm and self.length_bonus != 0.0:
             problems.append(
                 "length_norm and length_bonus are exclusive: set length_bonus=0 or length_norm=False"
             )
-        if not self.max_length_ratio > 0.0:
-            problems.append(f"max_length_ratio must be > 0, got {self.max_length_ratio!r}")
-        if not self.lm_weight >= 0.0:
-            problems.append(f"lm_weight must be >= 0, got {self.lm_weight!r}")
-        if self.pre_beam_ratio < 1.0:
-            problems.append(f"pre_beam_ratio must be >= 1, got {self.pre_beam_ratio!r}")
-        if not _positive_int(self.batch_size):
-            problems.append(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not 0.0 < self.max_length_ratio <= MAX_LENGTH_RATIO:
+            problems.append(f"max_length_ratio must be > 0 and <= {MAX_LENGTH_RATIO}, got {self.max_length_ratio!r}")
+        if not 0.0 <= self.lm_weight <= 10.0:
+            problems.append(f"lm_weight must be >= 0 and <= 10, got {self.lm_weight!r}")
+        if not 1.0 <= self.pre_beam_ratio <= 100.0:
+            problems.append(f"pre_beam_ratio must be >= 1 and <= 100, got {self.pre_beam_ratio!r}")
+        if not _positive_int(self.batch_size, MAX_BATCH_SIZE):
+            problems.append(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}")
         if problems:
             raise ValueError("invalid decode options: " + "; ".join(problems))
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _positive_int(value: object, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit

@@ -3,8 +3,13 @@
     out_dir/
       hyp.txt        id<TAB>text, in manifest order (what ``asr wer`` reads)
       scores.jsonl   one object per utterance: id, text, tokens, score, attention, ctc
+      nbest.jsonl    with nbest > 1: id and the n best hypotheses (text, tokens, scores), best first
       timing.json    audio seconds, decode seconds, real-time factor, method and options
       wer.json, alignments.txt   (asr.metrics) when the manifest has reference text
+      rejected.tsv   id<TAB>reason of each utterance whose audio could not be used (if any)
+
+The folder is written aside and swapped in whole (``asr.files.replaced_dir``): it never mixes
+files of two runs, and a failed or killed decode leaves the previous one as it was.
 
 Utterances are decoded in batches of similar duration (longest first: least padding, and an
 out-of-memory error shows up at once); outputs are written in manifest order.
@@ -24,20 +29,26 @@ from rich.console import Console
 from rich.progress import ProgressColumn, Task, TimeElapsedColumn
 from rich.text import Text
 
-from asr.audio import load_audio
+from asr import files
+from asr.audio import AudioError, load_audio
 from asr.data.dataset import pad
 from asr.data.manifest import Utterance, read_manifest
+from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
-from asr.experiment import load_for_inference
 from asr.lm.scorer import load_fusion_lm
+from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report
+from asr.model import ASRModel
 from asr.progress import counting_progress
+from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
 from asr.text.tokenizer import Tokenizer
 
+REJECTED_NAME = "rejected.tsv"
 HYP_NAME = "hyp.txt"
 SCORES_NAME = "scores.jsonl"
+NBEST_NAME = "nbest.jsonl"
 TIMING_NAME = "timing.json"
 
 
@@ -46,13 +57,14 @@ class DecodeSummary:
     utterances: int
     audio_seconds: float
     decode_seconds: float  # wall time of the decoding loop: audio loading, encoder and search
-    rtf: float  # real-time factor: decode_seconds / audio_seconds
+    rtf: float | None  # real-time factor: decode_seconds / audio_seconds (None without audio)
     wer: float | None  # None when the manifest has no reference text
     out_dir: Path
+    rejected: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (id, why) not decoded
 
 
 class _Waves(torch.utils.data.Dataset):
-    """Manifest index -> (index, (S,) float32 waveform at the model's rate)."""
+    """Manifest index -> (index, (S,) float32 waveform at the model's rate, or None and why not)."""
 
     def __init__(self, utterances: list[Utterance], sample_rate: int):
         self.utterances = utterances
@@ -61,14 +73,29 @@ class _Waves(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
-        return index, load_audio(self.utterances[index].audio, self.sample_rate)[0]
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+        utt = self.utterances[index]
+        try:  # silence is an error only where the manifest says words were spoken
+            return index, load_audio(utt.audio, self.sample_rate, expect_speech=bool(utt.text))[0], None
+        except AudioError as err:
+            return index, None, str(err)
 
 
-def _collate(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-    indices, waves = zip(*items)
-    padded, lengths = pad(list(waves), 0.0)  # (B, S), (B,)
-    return list(indices), padded, lengths
+@dataclass
+class _Batch:
+    indices: list[int]  # manifest indices of the rows of ``waves``
+    waves: torch.Tensor | None  # (B, S), None when every item of the batch was rejected
+    lengths: torch.Tensor | None  # (B,)
+    rejected: list[tuple[int, str]]  # (manifest index, why) of the items that could not be read
+
+
+def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> _Batch:
+    good = [(i, w) for i, w, _ in items if w is not None]
+    rejected = [(i, why) for i, w, why in items if w is None]
+    if not good:
+        return _Batch([], None, None, rejected)
+    padded, lengths = pad([w for _, w in good], 0.0)  # (B, S), (B,)
+    return _Batch([i for i, _ in good], padded, lengths, rejected)
 
 
 def duration_batches(utterances: list[Utterance], batch_size: int) -> list[list[int]]:
@@ -83,6 +110,15 @@ class _UtterancesPerSecond(ProgressColumn):
         return Text(f"{speed:.1f} utt/s" if speed else "- utt/s", style="cyan")
 
 
+@dataclass
+class _Run:
+    results: list[Hypothesis | None]  # per manifest index; None = rejected
+    rejected: list[tuple[str, str]]  # (id, why), in manifest order
+    samples: int
+    seconds: float
+    nbest: list[list[Hypothesis]]  # per manifest index, the n best (empty when rejected)
+
+
 def decode_manifest(
     exp_dir: str | Path,
     manifest: str | Path,
@@ -92,91 +128,175 @@ def decode_manifest(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     num_workers: int = 0,
+    nbest: int = 1,
+    normalizer: str | None = None,
     lm_dir: str | Path | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
     ``checkpoint`` is a file in exp_dir/checkpoints or a path (default: averaged, else last);
-    ``num_workers`` DataLoader processes read audio while the model decodes; ``lm_dir`` holds an
-    `asr lm train` LM fused into beam search with weight ``options.lm_weight``.
+    ``num_workers`` DataLoader processes read audio while the model decodes. An utterance whose
+    audio cannot be used is listed in ``rejected.tsv`` (and in the summary); the others are decoded.
+    ``out_dir`` is replaced as a whole once everything is written, never mixed with older files.
+    ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER
+    report (default: the tokenizer's, ``librispeech`` unless it was trained with another).
+    ``lm_dir`` holds an `asr lm train` LM fused into beam search with weight options.lm_weight.
     """
+    _check_outputs(nbest, normalizer)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     lm = load_fusion_lm(lm_dir, exp_dir, device) if lm_dir is not None else None
     utterances = read_manifest(manifest)
-    out_dir = Path(out_dir)  # created only once the inputs proved readable
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(Path(out_dir))  # before decoding, not after it
+    rate = config.features.sample_rate
+    batches = duration_batches(utterances, options.batch_size)
+    if batches:  # the first batch holds the longest utterances: refuse now rather than later
+        longest = int(utterances[batches[0][0]].duration * rate)
+        check_decode_memory(config, model.vocab_size, options, len(batches[0]), longest, device)
     loader = torch.utils.data.DataLoader(
-        _Waves(utterances, config.features.sample_rate),
-        batch_sampler=duration_batches(utterances, options.batch_size),
-        collate_fn=_collate,
-        num_workers=num_workers,
+        _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
+    run = _decode_all(model, loader, utterances, options, device, console, nbest, lm)
+    audio_seconds = run.samples / rate
+    rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
+    console.print(
+        f"decoded {len(utterances) - len(run.rejected)} utterances ({audio_seconds:.1f} s of audio) in "
+        f"{run.seconds:.1f} s: real-time factor " + (f"{rtf:.3f}" if rtf is not None else "n/a")
+    )
+    with files.replaced_dir(out_dir) as tmp:
+        texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
+        timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir)}
+        files.write_json(tmp / TIMING_NAME, timing)
+        if run.rejected:
+            files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
+        if nbest > 1:
+            _write_nbest(utterances, run.nbest, tokenizer, tmp / NBEST_NAME)
+        normalizer = normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
+        wer = _score(utterances, texts, tmp, console, normalizer)
+    return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, Path(out_dir), run.rejected)
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """``out_dir`` is replaced whole: it must be missing, empty or an earlier decode's output
+    (so a mistyped ``--out ~`` never deletes anything else)."""
+    files.check_replaceable_dir(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TIMING_NAME).is_file():
+        raise files.OutputPathError(
+            f"{out_dir}: exists and is not the output of an earlier decode (no {TIMING_NAME}); "
+            "decoding replaces its --out folder whole, so choose a new or empty one"
+        )
+
+
+def _decode_all(
+    model: ASRModel, loader: torch.utils.data.DataLoader, utterances: list[Utterance],
+    options: DecodeOptions, device: str | torch.device, console: Console, nbest: int = 1, lm: torch.nn.Module | None = None,
+) -> _Run:
+    """Decode every batch of ``loader``; results (and the ``nbest`` best) and rejections by
+    manifest index."""
     results: list[Hypothesis | None] = [None] * len(utterances)
+    alternatives: list[list[Hypothesis]] = [[] for _ in utterances]
+    rejected: dict[int, str] = {}
     samples = 0
     progress = counting_progress(console, _UtterancesPerSecond(), TimeElapsedColumn())
     start = time.perf_counter()
     with progress:
         task = progress.add_task(f"decoding ({options.method})", total=len(utterances))
-        for indices, waves, wave_lengths in loader:
-            hyps = decode_batch(model, waves.to(device), wave_lengths.to(device), options, lm)
-            for index, nbest in zip(indices, hyps):
-                results[index] = nbest[0]
-            samples += int(wave_lengths.sum())
-            progress.advance(task, len(indices))
-    decode_seconds = time.perf_counter() - start
-    audio_seconds = samples / config.features.sample_rate
+        for batch in loader:
+            rejected.update(batch.rejected)
+            if batch.waves is not None:
+                waves, lengths = batch.waves.to(device), batch.lengths.to(device)
+                check_decode_memory(model.config, model.vocab_size, options, len(batch.indices), waves.shape[1], device)
+                for index, found in zip(batch.indices, decode_batch(model, waves, lengths, options, lm)):
+                    results[index], alternatives[index] = found[0], found[:nbest]
+                samples += int(batch.lengths.sum())
+            progress.advance(task, len(batch.indices) + len(batch.rejected))
+    seconds = time.perf_counter() - start
+    return _Run(results, [(utterances[i].id, rejected[i]) for i in sorted(rejected)], samples, seconds, alternatives)
 
-    texts = _write_hypotheses(utterances, results, tokenizer, out_dir)  # type: ignore[arg-type]
-    rtf = decode_seconds / audio_seconds if audio_seconds > 0 else math.inf
-    timing = {
-        "utterances": len(utterances),
+
+def _timing(
+    utterances: list[Utterance], run: _Run, audio_seconds: float, rtf: float | None,
+    options: DecodeOptions, device: str | torch.device, checkpoint: str | Path | None,
+) -> dict:
+    """What timing.json holds; every number finite (strict JSON has no Infinity)."""
+    return {
+        "utterances": len(utterances) - len(run.rejected),
+        "rejected": len(run.rejected),
         "audio_seconds": audio_seconds,
-        "decode_seconds": decode_seconds,
+        "decode_seconds": run.seconds,
         "rtf": rtf,
-        "utterances_per_second": len(utterances) / decode_seconds if decode_seconds > 0 else None,
+        "utterances_per_second": (len(utterances) - len(run.rejected)) / run.seconds if run.seconds > 0 else None,
         "method": options.method,
         "options": dataclasses.asdict(options),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
-        "lm": str(lm_dir) if lm_dir is not None else None,
     }
-    (out_dir / TIMING_NAME).write_text(json.dumps(timing, indent=2) + "\n")
-    console.print(
-        f"decoded {len(utterances)} utterances ({audio_seconds:.1f} s of audio) in "
-        f"{decode_seconds:.1f} s: real-time factor {rtf:.3f}"
-    )
 
-    wer = None
-    if any(utt.text for utt in utterances):
-        report = score(Transcripts.from_utterances(utterances), Transcripts(texts))
-        write_report(report, out_dir)
-        print_report(report, console)
-        wer = report.wer
-    return DecodeSummary(len(utterances), audio_seconds, decode_seconds, rtf, wer, out_dir)
+
+def _check_outputs(nbest: int, normalizer: str | None) -> None:
+    """Bad output options fail before decoding, not after."""
+    if nbest < 1:
+        raise ValueError(f"--nbest must be at least 1, got {nbest}")
+    if normalizer is not None:
+        get_normalizer(normalizer)
+
+
+def _score(
+    utterances: list[Utterance], texts: dict[str, str], out_dir: Path, console: Console, normalizer: str = DEFAULT_NORMALIZER
+) -> float | None:
+    """Write and print the WER report when the manifest has references; rejected utterances
+    have no hypothesis and count as deletions (the report lists them as missing)."""
+    if not any(utt.text for utt in utterances):
+        return None
+    report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer=normalizer)
+    write_report(report, out_dir)
+    print_report(report, console)
+    return report.wer
 
 
 def _write_hypotheses(
-    utterances: list[Utterance], results: list[Hypothesis], tokenizer: Tokenizer, out_dir: Path
+    utterances: list[Utterance], results: list[Hypothesis | None], tokenizer: Tokenizer, out_dir: Path
 ) -> dict[str, str]:
-    """Write hyp.txt and scores.jsonl in manifest order; return id -> text."""
+    """Write hyp.txt and scores.jsonl in manifest order (rejected utterances left out); return
+    id -> text."""
     texts: dict[str, str] = {}
-    with (out_dir / HYP_NAME).open("w") as hyp_file, (out_dir / SCORES_NAME).open("w") as score_file:
-        for utt, hyp in zip(utterances, results):
-            text = " ".join(tokenizer.decode(hyp.tokens).split())  # one line, single spaces
-            texts[utt.id] = text
-            hyp_file.write(f"{utt.id}\t{text}\n")
-            record = {
-                "id": utt.id,
-                "text": text,
-                "tokens": hyp.tokens,
-                "score": _finite(hyp.score),
-                "attention": _finite(hyp.attention),
-                "ctc": _finite(hyp.ctc),
-            }
-            score_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+    hyp_lines, score_lines = [], []
+    for utt, hyp in zip(utterances, results):
+        if hyp is None:
+            continue
+        text = " ".join(tokenizer.decode(hyp.tokens).split())  # one line, single spaces
+        texts[utt.id] = text
+        hyp_lines.append(f"{utt.id}\t{text}")
+        record = {
+            "id": utt.id,
+            "text": text,
+            "tokens": hyp.tokens,
+            "score": _finite(hyp.score),
+            "attention": _finite(hyp.attention),
+            "ctc": _finite(hyp.ctc),
+        }
+        score_lines.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
+    files.write_lines(out_dir / HYP_NAME, hyp_lines)
+    files.write_lines(out_dir / SCORES_NAME, score_lines)
     return texts
+
+
+def _write_nbest(
+    utterances: list[Utterance], results: list[list[Hypothesis]], tokenizer: Tokenizer, path: Path
+) -> None:
+    """One line per decoded utterance: its id and n-best list (rejected utterances left out)."""
+    lines = []
+    for utt, found in zip(utterances, results):
+        if not found:
+            continue
+        entries = [
+            {"text": " ".join(tokenizer.decode(h.tokens).split()), "tokens": h.tokens, "score": _finite(h.score),
+             "attention": _finite(h.attention), "ctc": _finite(h.ctc)}
+            for h in found
+        ]  # fmt: skip
+        lines.append(json.dumps({"id": utt.id, "nbest": entries}, ensure_ascii=False, allow_nan=False))
+    files.write_lines(path, lines)
 
 
 def _finite(value: float | None) -> float | None:

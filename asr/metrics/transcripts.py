@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from asr import files
 from asr.data.manifest import Utterance, read_manifest
 
 # LibriSpeech utterance ids are <speaker>-<chapter>-<index>, e.g. 1089-134686-0000.
@@ -48,7 +49,8 @@ def librispeech_speaker(utterance_id: str) -> str | None:
 
 
 def load_transcripts(path: str | Path) -> Transcripts:
-    """Read transcripts from an ``id<TAB>text`` file or a JSONL manifest.
+    """Read transcripts from an ``id<TAB>text`` file, a Kaldi ``text`` file (``id text``,
+    split at the first space; a file with no tab at all is read so) or a JSONL manifest.
 
     A manifest is recognised by a ``.jsonl``/``.json`` suffix or by a first
     non-blank line that starts with ``{``; its ``speaker`` field is kept. In a
@@ -71,46 +73,49 @@ def load_transcripts(path: str | Path) -> Transcripts:
 def _is_manifest(path: Path) -> bool:
     if path.suffix.lower() in _MANIFEST_SUFFIXES:
         return True
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                return line.lstrip().startswith("{")
+    for line in files.read_text_lines(path):  # a UTF-8 BOM is dropped
+        if line.strip():
+            return line.lstrip().startswith("{")
     return False
 
 
 def _load_manifest(path: Path) -> Transcripts:
-    utterances = read_manifest(path)  # raises ManifestError (a ValueError) naming file:line
-    seen: set[str] = set()
-    for number, utt in enumerate(utterances, start=1):
-        if utt.id in seen:
-            raise TranscriptError(f"{path}: record {number}: duplicate id {utt.id!r}")
-        seen.add(utt.id)
-    return Transcripts.from_utterances(utterances)
+    # read_manifest raises ManifestError (a ValueError) naming file:line, and both lines of a
+    # repeated id.
+    return Transcripts.from_utterances(read_manifest(path))
 
 
 def _load_tsv(path: Path) -> Transcripts:
     texts: dict[str, str] = {}
     speakers: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            utt_id, text = _split_line(line, path, number)
-            if utt_id in texts:
-                raise TranscriptError(f"{path}:{number}: duplicate id {utt_id!r}")
-            texts[utt_id] = text
-            speaker = librispeech_speaker(utt_id)
-            if speaker is not None:
-                speakers[utt_id] = speaker
+    first_line: dict[str, int] = {}
+    lines = files.read_text_lines(path)
+    kaldi = not any("\t" in line for line in lines)  # no tab anywhere: Kaldi's "id text"
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        utt_id, text = _split_line(line, path, number, kaldi)
+        if utt_id in texts:
+            raise TranscriptError(
+                f"{path}:{number}: duplicate id {utt_id!r} (first at line {first_line[utt_id]})"
+            )
+        texts[utt_id] = text
+        first_line[utt_id] = number
+        speaker = librispeech_speaker(utt_id)
+        if speaker is not None:
+            speakers[utt_id] = speaker
     return Transcripts(texts, speakers)
 
 
-def _split_line(line: str, path: Path, number: int) -> tuple[str, str]:
+def _split_line(line: str, path: Path, number: int, kaldi: bool) -> tuple[str, str]:
+    """``id<TAB>text``, or in a Kaldi file ``id text`` (the id ends at the first space)."""
+    if kaldi:
+        utt_id, _, text = line.strip().partition(" ")
+        return utt_id, text.strip()
     utt_id, tab, text = line.partition("\t")
     utt_id = utt_id.strip()
-    # A space-separated (Kaldi-style) line would otherwise become one long id and
-    # silently score as a missing hypothesis, so it is an error, not a guess.
+    # An id with spaces before the tab would become one long id and silently score as a
+    # missing hypothesis, so it is an error, not a guess.
     if not utt_id or any(c.isspace() for c in utt_id):
         shown = line if len(line) <= 60 else line[:57] + "..."
         raise TranscriptError(f"{path}:{number}: expected 'id<TAB>text', got {shown!r}")

@@ -4,6 +4,7 @@ rank, and the grouping of an epoch's batches into updates (gradient accumulation
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -12,14 +13,23 @@ from asr.config import ExperimentConfig
 from asr.data.batching import DurationBatchSampler
 from asr.data.dataset import Batch, SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
+from asr.data.screen import usable_utterances
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext
 from asr.train.errors import TrainingError
 from asr.train.state import Position
 
 
-def training_utterances(config: ExperimentConfig, console: Console, ctx: DistContext) -> list[Utterance]:
-    utterances = read_manifest(config.data.train_manifest)
+def training_utterances(
+    config: ExperimentConfig, console: Console, ctx: DistContext, rejected: Path | None = None
+) -> list[Utterance]:
+    """The training manifest's utterances, without unusable audio when ``rejected`` names where
+    to list it (asr.data.screen), and without those longer than data.max_duration."""
+    if rejected is None:
+        utterances = read_manifest(config.data.train_manifest)
+    else:
+        show = console if ctx.is_main else None
+        utterances = usable_utterances(config.data.train_manifest, rejected, config.data.num_workers, show)
     kept = [u for u in utterances if u.duration <= config.data.max_duration]
     if ctx.is_main and len(kept) < len(utterances):
         console.print(
@@ -45,10 +55,18 @@ def group_updates(batches: Iterable[Batch], accum_steps: int) -> Iterator[list[B
 
 
 class TrainData:
-    def __init__(self, config: ExperimentConfig, tokenizer: Tokenizer, ctx: DistContext, console: Console):
+    """This rank's training batches, epoch by epoch, from (seed, epoch) alone: ``updates`` yields
+    the rest of an epoch as the micro-batch groups of successive updates, so a resumed run gets
+    the very batches the interrupted one would have had. (Where a schedule changes the number of
+    micro-batches per update, ``updates`` is the one place to change.)"""
+
+    def __init__(
+        self, config: ExperimentConfig, tokenizer: Tokenizer, ctx: DistContext, console: Console,
+        rejected: Path | None = None,
+    ):
         self.config = config
         self.device = ctx.device
-        utterances = training_utterances(config, console, ctx)
+        utterances = training_utterances(config, console, ctx, rejected)
         self.dataset = SpeechDataset(
             utterances,
             tokenizer,

@@ -28,13 +28,35 @@ class DistContext:
         return self.world_size > 1
 
 
+class DeviceError(ValueError):
+    """A --device that is not a device name, or names one this machine does not have."""
+
+
 def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
     if requested and requested != "auto":
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise DeviceError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", local_rank)
+        _check_available(device, requested)
         return device
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _check_available(device: torch.device, requested: str) -> None:
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index is not None and device.index < count:
+            return
+        have = f"{count} CUDA device(s)" if count else "no CUDA device"
+        raise DeviceError(f"--device {requested}: this machine has {have}; use --device cpu or auto")
+    module = getattr(torch, device.type, None)
+    if module is None or not getattr(module, "is_available", lambda: False)():
+        raise DeviceError(f"--device {requested}: no {device.type} device on this machine; use --device cpu or auto")
 
 
 def setup_distributed(requested_device: str | None = None) -> DistContext:

@@ -8,6 +8,7 @@ restored, so it consumes nothing that training draws on.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from asr import experiment as layout
 from asr.checkpoint import BestCheckpoints, save_checkpoint
 from asr.config import ExperimentConfig
 from asr.data.manifest import Utterance, read_manifest
+from asr.data.screen import usable_utterances
 from asr.progress import TrainProgress
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext, barrier
@@ -27,8 +29,16 @@ from asr.train.step import StepResult
 from asr.train.validate import validate
 
 
-def dev_utterances(config: ExperimentConfig) -> list[Utterance]:
-    utterances = read_manifest(config.data.dev_manifest) if config.data.dev_manifest else []
+def dev_utterances(
+    config: ExperimentConfig, rejected: Path | None = None, console: Console | None = None
+) -> list[Utterance]:
+    """The dev manifest's utterances (unusable audio left out and listed in ``rejected``)."""
+    if not config.data.dev_manifest:
+        utterances = []
+    elif rejected is None:
+        utterances = read_manifest(config.data.dev_manifest)
+    else:
+        utterances = usable_utterances(config.data.dev_manifest, rejected, config.data.num_workers, console)
     limit = config.train.valid_max_utterances
     return utterances[:limit] if limit else utterances
 
@@ -51,9 +61,15 @@ class TrainHooks:
         self.log = log
         self.last_path = layout.checkpoint_dir(exp_dir) / layout.LAST
         self.best = BestCheckpoints(layout.checkpoint_dir(exp_dir), self.cfg.keep_best)
-        self.dev = dev_utterances(config)
+        self.dev = dev_utterances(config, exp_dir / layout.DEV_REJECTED, console if ctx.is_main else None)
         self.progress = TrainProgress(console, enabled=ctx.is_main)
         self._window, self._window_start = StepResult(), time.perf_counter()
+        self._saved: dict | None = None  # the position last.pt was last written at
+
+    def resume(self, checkpoint: dict) -> None:
+        """Continue the log window of the interrupted run (its sums since the last log line)."""
+        if "log_window" in checkpoint:
+            self._window = StepResult(**checkpoint["log_window"])
 
     # ------------------------------------------------------------------ called by the loop
 
@@ -88,9 +104,13 @@ class TrainHooks:
     # ------------------------------------------------------------------ the parts
 
     def save_last(self, state: TrainState) -> None:
+        if vars(state.position) == self._saved:
+            return  # nothing happened since the last save (e.g. the end right after an epoch)
         rank_rng = gather_rng_states(self.ctx)  # every rank's own stream (asr.train.seeding)
-        if self.ctx.is_main:
-            save_checkpoint({**state.to_checkpoint(), "rank_rng": rank_rng}, self.last_path)
+        if self.ctx.is_main:  # with the log's length and window, so that a resume logs the same
+            extra = {"log_records": self.log.count, "log_window": dataclasses.asdict(self._window)}
+            save_checkpoint({**state.to_checkpoint(), **extra, "rank_rng": rank_rng}, self.last_path)
+        self._saved = vars(state.position).copy()
         barrier(self.ctx)
 
     def validate(self, state: TrainState) -> dict | None:

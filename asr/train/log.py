@@ -1,8 +1,9 @@
 """The experiment log, ``log.jsonl``: one JSON object per line (train, valid, nonfinite, start, done).
 
-Lines are appended with one write each. On resume the log is cut back to the checkpoint's step:
-what an interrupted run logged after its last checkpoint is recomputed (bit-identically), so every
-step and every validation is recorded once.
+Lines are appended with one write each. Each checkpoint notes how many records the log held
+when it was written; on resume the log is cut back to that many: what an interrupted run logged
+after its last checkpoint is redone (bit-identically), so every step, every skipped update and
+every validation is recorded once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 from asr import files
 
@@ -25,15 +27,20 @@ def _line(record: dict) -> str:
 
 
 class ExperimentLog:
-    def __init__(self, path: str | Path, enabled: bool = True):
+    def __init__(self, path: str | Path, enabled: bool = True, mirror: Callable[[dict], None] | None = None):
         self.path = Path(path)
         self.enabled = enabled  # only rank 0 writes
+        self.mirror = mirror  # also sent every record (asr.tensorboard)
+        self.count = len(self.records()) if enabled else 0  # complete records in the file
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(_line(record) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
+        self.count += 1
 
     def records(self) -> list[dict]:
         """Every complete record (a line cut short by a kill is left out)."""
@@ -47,14 +54,18 @@ class ExperimentLog:
                 continue
         return records
 
-    def cut_after(self, step: int) -> None:
-        """Keep only records of steps <= ``step`` (and records without a step)."""
+    def cut_to(self, count: int | None, step: int) -> None:
+        """Keep the first ``count`` records (what a checkpoint saw); without a count (an older
+        checkpoint), the records of steps <= ``step``."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [r for r in self.records() if r.get("step", 0) <= step]
+        records = self.records()
+        kept = records[:count] if count is not None else [r for r in records if r.get("step", 0) <= step]
         files.write_lines(self.path, [_line(r) for r in kept])
+        self.count = len(kept)
 
     def set_aside(self) -> None:
         """Move the log of a run that died before its first checkpoint out of the way."""
         if self.enabled and self.path.is_file():
             self.path.replace(self.path.with_name(f"{self.path.name}.{int(time.time())}"))
+        self.count = 0

@@ -22,7 +22,8 @@ from asr import files
 from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
-from asr.data.manifest import read_manifest
+from asr.data.screen import usable_utterances
+from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
@@ -130,7 +131,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
     """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
     precision = resolve_precision(config.train.precision, ctx.device)
-    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main)
+    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
@@ -149,14 +150,16 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
         restore_rank_rng(resume, ctx, config.train.seed)
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
-    log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
-               "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
-    hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
-    data = TrainData(run_config, tokenizer, ctx, console)
+    data = TrainData(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
     schedule = plan(config, data.sampler.durations, ctx.world_size)
     if ctx.is_main:
         announce(schedule, console)
-    log.write(schedule.record())
+    log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
+               "precision_requested": precision.requested, "precision_note": precision.reason,
+               "schedule": schedule.record()})  # fmt: skip
+    hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
+    if resume is not None:
+        hooks.resume(resume)
     return Session(state, data, hooks)
 
 
@@ -166,6 +169,15 @@ def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:
             f"the tokenizer has {tokenizer.vocab_size} units but data.vocab_size is "
             f"{config.data.vocab_size}: train it with `asr tokenizer train --config` or fix the key"
         )
+
+
+def _tensorboard(config: ExperimentConfig, exp_dir: Path, ctx: DistContext):
+    """The optional TensorBoard writer beside log.jsonl (train.tensorboard: true, rank 0)."""
+    if not (config.train.tensorboard and ctx.is_main):
+        return None
+    from asr.tensorboard import TensorBoardMirror
+
+    return TensorBoardMirror(exp_dir)
 
 
 def _last_path(exp_dir: Path) -> Path:
@@ -183,7 +195,7 @@ def _start(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
         return None
     resume = load_checkpoint(last_path)
     _check_resumable(resume["config"], config, exp_dir)
-    log.cut_after(resume["position"]["step"])
+    log.cut_to(resume.get("log_records"), resume["position"]["step"])
     if ctx.is_main:
         console.print(f"resuming {exp_dir} from step {resume['position']['step']}")
     return resume
@@ -220,14 +232,16 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(
-                read_manifest(config.data.train_manifest),
+            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
+                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
                 max_utterances=config.features.cmvn_max_utterances,
                 num_workers=config.data.num_workers,
                 console=console,
             )
             save_cmvn(exp_dir / layout.CMVN, mean, var)
+        if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
+            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
     barrier(ctx)
     return Tokenizer(exp_dir / layout.TOKENIZER)
 

@@ -57,7 +57,7 @@ def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
 def cpu_capability() -> str:
     """What torch dispatches to on this CPU (e.g. AVX2, AVX512), plus native bf16 flags if any."""
     capability = torch.backends.cpu.get_cpu_capability()
-    native = sorted(BF16_FLAGS & cpu_flags())
+    native = sorted(set(BF16_FLAGS) & cpu_flags())
     return capability + (f"+{'+'.join(native)}" if native else "")
 
 

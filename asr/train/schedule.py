@@ -91,9 +91,8 @@ class Schedule:
         return lines
 
     def record(self) -> dict:
-        """A log.jsonl entry."""
+        """For log.jsonl (the "schedule" of the "start" record)."""
         return {
-            "event": "schedule",
             **asdict(self),
             "update_seconds": self.update_seconds,
             "mean_update_seconds": self.mean_update_seconds,

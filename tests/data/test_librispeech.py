@@ -9,7 +9,7 @@ from rich.console import Console
 
 from asr.data.librispeech import PrepareError, prepare_librispeech, print_summary
 from asr.data.manifest import read_manifest
-from asr.data.synthetic import make_librispeech_tree
+from librispeech_tree import make_librispeech_tree
 
 QUIET = Console(quiet=True)
 

@@ -12,12 +12,12 @@ from asr.data.librispeech import prepare_librispeech
 from asr.data.manifest import read_manifest
 from asr.data.synthetic import (
     SyntheticError,
-    make_librispeech_tree,
     make_sentences,
     make_synthetic_corpus,
     vocabulary,
 )
 from asr.text.normalize import normalize_text
+from librispeech_tree import make_librispeech_tree
 
 QUIET = Console(quiet=True)
 SMALL = dict(speakers_train=2, speakers_dev=1, speakers_test=1, utterances_per_speaker=3, seed=0)
@@ -57,7 +57,8 @@ def test_layout_audio_and_transcripts(corpus: Path):
     speakers = {}
     for split, count in (("train", 2), ("dev", 1), ("test", 1)):
         folder = corpus / "LibriSpeech" / split
-        speaker_dirs = sorted(p for p in folder.iterdir())
+        speaker_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
+        assert (folder / ".complete").is_file()
         assert len(speaker_dirs) == count
         for speaker_dir in speaker_dirs:
             assert speaker_dir.name.isdigit()

@@ -18,7 +18,7 @@ from asr.config import load_config
 from asr.train.loop import train
 from asr.train.schedule import per_rank_batch, plan
 
-from conftest import toy_overrides
+from toy import toy_overrides
 
 HERE = Path(__file__).parent
 QUIET = Console(quiet=True)
@@ -97,10 +97,11 @@ def test_one_rank_and_two_gloo_ranks_take_the_same_updates_at_the_same_learning_
     assert single.steps >= 8 and len(one) == single.steps
     assert [step for step, _ in one] == list(range(1, single.steps + 1))
     assert one == two
-    schedules = [
+    starts = [
         json.loads(line) for exp in ("one", "two")
-        for line in (tmp_path / exp / experiment.LOG).read_text().splitlines() if '"schedule"' in line
+        for line in (tmp_path / exp / experiment.LOG).read_text().splitlines() if '"start"' in line
     ]
+    schedules = [start["schedule"] for start in starts]
     assert [(s["ranks"], s["accum_steps"]) for s in schedules] == [(1, 2), (2, 1)]
     assert {s["total_updates"] for s in schedules} == {single.steps}
     # Each rank's own random stream (augmentation, dropout) is kept for resuming.

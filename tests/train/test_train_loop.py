@@ -16,7 +16,7 @@ from asr.config import load_config
 from asr.train.data import group_updates
 from asr.train.distributed import setup_distributed
 from asr.train.loop import TrainingError, prepare, run, train
-from conftest import toy_overrides
+from toy import toy_overrides
 
 QUIET = Console(quiet=True)
 
@@ -29,8 +29,8 @@ class PoisonedData:
     """Training data whose given (0-based) micro-batches carry NaN audio: the loss is NaN there.
     Faults go in through the batches, as they would in real data; the model is left alone."""
 
-    def __init__(self, data, bad_batches: set[int]):
-        self.data, self.bad, self.seen = data, bad_batches, 0
+    def __init__(self, data, bad_batches: set[int], crash_at: int | None = None):
+        self.data, self.bad, self.seen, self.crash_at = data, bad_batches, 0, crash_at
 
     def epoch_batches(self, epoch: int) -> int:
         return self.data.epoch_batches(epoch)
@@ -38,6 +38,8 @@ class PoisonedData:
     def updates(self, position, accum_steps: int):
         def batches():
             for batch in self.data.batches(position):
+                if self.seen == self.crash_at:
+                    raise KeyboardInterrupt("crash")  # as abrupt as a kill: no hook runs after it
                 if self.seen in self.bad:
                     batch = dataclasses.replace(batch, waves=batch.waves * float("nan"))
                 self.seen += 1
@@ -46,9 +48,29 @@ class PoisonedData:
         return group_updates(batches(), accum_steps)
 
 
-def _run_poisoned(config, exp, bad_batches: set[int]):
+def _run_poisoned(config, exp, bad_batches: set[int], crash_at: int | None = None, seen: int = 0):
     session = prepare(config, exp, setup_distributed("cpu"), QUIET)
-    return run(session.state, PoisonedData(session.data, bad_batches), session.hooks), session.state
+    data = PoisonedData(session.data, bad_batches, crash_at)
+    data.seen = seen  # micro-batches an earlier attempt consumed (to poison the same ones)
+    return run(session.state, data, session.hooks), session.state
+
+
+def test_a_resumed_run_logs_every_step_and_every_skipped_update_once(toy_corpus, tmp_path):
+    config = _config(toy_corpus, "train.max_steps=6", "train.checkpoint_every=2")
+
+    def records(exp):
+        lines = [json.loads(l) for l in (exp / experiment.LOG).read_text().splitlines()]
+        return [(r["event"], r["step"], r.get("loss")) for r in lines if r["event"] != "start"]
+
+    _run_poisoned(config, tmp_path / "reference", {2, 5})
+    with pytest.raises(KeyboardInterrupt):  # dies after the skipped update that follows step 4's checkpoint
+        _run_poisoned(config, tmp_path / "exp", {2, 5}, crash_at=7)
+    assert ("nonfinite", 4, None) in records(tmp_path / "exp")
+    resumed_from = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)["position"]
+    assert resumed_from["step"] == 4
+    _run_poisoned(config, tmp_path / "exp", {2, 5}, seen=resumed_from["batch_in_epoch"])
+    assert records(tmp_path / "exp") == records(tmp_path / "reference")
+    assert [e for e, *_ in records(tmp_path / "reference")].count("nonfinite") == 2
 
 
 def test_a_nonfinite_loss_skips_the_update_and_is_counted(toy_corpus, tmp_path):

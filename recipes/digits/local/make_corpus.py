@@ -240,6 +240,8 @@ def build(args: argparse.Namespace) -> None:
     (out / "LICENSE-FSDD.txt").write_text(LICENSE_TEXT)
     (out / "SPEAKERS.tsv").write_text("id\tfsdd_name\tsplit\n" + "\n".join(speaker_rows) + "\n")
     (out / "sources.tsv").write_text("id\trecordings\n" + "\n".join(sources) + "\n")
+    for split in ("train", "dev", "test"):
+        (corpus / split / ".complete").write_text("")  # what `asr prepare` takes as "whole"
     marker.write_text(json.dumps({"params": params, "complete": True}) + "\n")
     print(f"corpus written to {corpus}")
 

@@ -1,0 +1,28 @@
+"""Run the `asr` command line in a subprocess, optionally killing itself (SIGKILL) in the middle
+of a write: ``ASR_TEST_KILL_ON=NAME`` kills the process once the temporary file of a target whose
+name contains NAME is written and flushed, just before it would be renamed into place (the
+moment a crash would tear a file written in place).
+
+    python tests/reliability/driver.py decode --exp ... (same arguments as `asr`)
+"""
+
+import os
+import signal
+import sys
+
+import asr.files
+from asr.cli import app
+
+target = os.environ.get("ASR_TEST_KILL_ON")
+if target:
+    original = asr.files._fsync
+
+    def _fsync_then_die(path):
+        original(path)
+        if target in path.name:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    asr.files._fsync = _fsync_then_die
+
+sys.argv[0] = "asr"
+app()
