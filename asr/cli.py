@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from asr import files
 
 # Commands in the order of the pipeline; others (added later) follow in registration order.
-PIPELINE = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
+PIPELINE = ["prepare", "import", "tokenizer", "lm", "train", "average", "decode", "transcribe", "wer", "plot",
             "librispeech", "synthetic", "kaldi", "jsonl"]  # fmt: skip
 
 
@@ -86,6 +86,8 @@ app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
 lm_app = typer.Typer(cls=_Group, help="Transformer language models for shallow fusion.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
+import_app = typer.Typer(cls=_Group, help="Import pretrained models into an experiment folder.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 app.add_typer(plot_app, name="plot")
 
 
@@ -224,13 +226,14 @@ def tokenizer_train(
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
     from asr.config import load_config
+    from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import train_tokenizer
 
     if vocab_size is None:
         vocab_size = load_config(config).data.vocab_size if config else 0
         if not vocab_size:
             raise ValueError(f"give --vocab-size N, or --config with data.vocab_size set ({config or 'no --config'})")
-    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type, normalizer)
+    tokenizer = train_tokenizer(manifest_texts(manifest), out, vocab_size, model_type, normalizer)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
 
 
@@ -289,6 +292,30 @@ def lm_download(
     stdout.print(f"LM corpus ready: {path}")
 
 
+# --------------------------------------------------------------------------- import
+
+
+@import_app.command("whisper")
+@_user_errors
+def import_whisper(
+    src: Annotated[Path, typer.Argument(help="openai-whisper .pt file, Hugging Face folder, CTranslate2 (faster-whisper) folder, or tiny.en (the bundled model).", metavar="SRC")],
+    out: Annotated[Path, typer.Option(help="New experiment folder to write (must not exist, or be empty).")],
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json, vocabulary.txt/json or *.tiktoken, when SRC has none beside it.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Multilingual models: the language to transcribe (e.g. en, de); recorded in the config.")] = None,
+    pad_seconds: Annotated[float, typer.Option(help="Pad every input to this many seconds (Whisper: 30); 0 decodes unpadded.")] = 30.0,
+) -> None:
+    """Import a Whisper checkpoint (any size, .en or multilingual) as an experiment folder that
+    `asr decode`, `asr transcribe` and `asr train --init` use as they use any other."""
+    from asr.whisper.convert import import_whisper as run_import
+
+    summary = run_import(src, out, tokenizer=tokenizer, language=language, pad_seconds=pad_seconds)
+    kind = "multilingual" if summary.multilingual else "English-only"
+    stdout.print(
+        f"imported {summary.source} ({summary.parameters / 1e6:.1f}M parameters, {kind}, "
+        f"{summary.n_mels} mels, {summary.vocab_size} tokens) into {summary.out}"
+    )
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -301,6 +328,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schedule (audio per update, updates, warmup share) from the training manifest and exit.")] = False,
     gpus: Annotated[Optional[int], typer.Option(help="With --dry-run: GPUs to plan for (default: WORLD_SIZE, else train.gpus).", min=1)] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from this experiment's weights (e.g. `asr import whisper`); its config is the base that --config and --set change.")] = None,
 ) -> None:
     """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
     import os
@@ -309,7 +337,12 @@ def train(
     from asr.train.loop import train as run_training
     from asr.train.schedule import announce, plan, training_durations
 
-    resolved = load_config(config, set_ or [])
+    base = None
+    if init is not None:
+        from asr.finetune import init_base_config
+
+        base = init_base_config(init)
+    resolved = load_config(config, set_ or [], base=base)
     if dry_run:
         ranks = gpus or int(os.environ.get("WORLD_SIZE", 0)) or resolved.train.gpus
         announce(plan(resolved, training_durations(resolved), ranks), stdout)
@@ -343,6 +376,18 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
+def _default_method(exp: Path) -> str:
+    """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
+    import yaml
+
+    path = Path(exp) / "config.yaml"
+    try:
+        has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
+    except (OSError, yaml.YAMLError, AttributeError):
+        has_ctc = True  # loading the experiment reports what is wrong with it
+    return "joint_beam" if has_ctc else "attention_beam"
+
+
 def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int, lm_weight: float = 0.0):
     from asr.decode.options import DecodeOptions
 
@@ -353,7 +398,7 @@ def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: flo
     )
 
 
-Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring.")]
+Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring (default: joint_beam; attention_beam for a model without a CTC head, e.g. imported Whisper).", show_default=False)]
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
@@ -371,7 +416,7 @@ def decode(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest to decode; references, if present, are scored.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <exp>/decode/<manifest name>-<method>).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints (default: averaged.pt, else last.pt).")] = None,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -388,6 +433,7 @@ def decode(
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
+    method = method or _default_method(exp)
     if lm is not None and lm_weight == 0.0:
         raise ValueError("--lm needs a --lm-weight above 0 (e.g. 0.3)")
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, lm_weight)
@@ -417,7 +463,7 @@ def transcribe(
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
     timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences from CTC forced alignment.")] = True,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -433,6 +479,7 @@ def transcribe(
 
     check_format(output_format)
     check_segment_seconds(segment_seconds)
+    method = method or _default_method(exp)
     if output_format in SUBTITLES and len(audio) > 1 and out is None:
         raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
     if out is not None and not (output_format in SUBTITLES and len(audio) > 1):
