@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "beam": 10,
     "ctc_weight": 0.3,
     "length_bonus": 0.0,
-    "length_norm": None,  # None: on, unless a length_bonus is given (the two are exclusive)
+    "length_norm": False,  # as DecodeOptions(): ESPnet's ranking, raw score + length bonus
     "max_length_ratio": 1.0,
     "batch_size": 8,
     "segment_seconds": None,  # None: the longest training utterance of the experiment
@@ -60,8 +60,6 @@ def decode_options(has_ctc: bool = True, **options: Any) -> tuple[DecodeOptions,
         raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(DEFAULTS)}")
     merged = {**DEFAULTS, **options}
     merged["method"] = merged["method"] or default_method(has_ctc)
-    if merged["length_norm"] is None:
-        merged["length_norm"] = merged["length_bonus"] == 0.0
     pipeline = {name: merged.pop(name) for name in _PIPELINE_OPTIONS}
     return DecodeOptions(**merged), pipeline
 
