@@ -32,8 +32,9 @@ class InputFileError(ValueError):
     """A text input file that is not UTF-8; the message names the file and line."""
 
 
-def disk_full_or_raise(err: OSError, path: Path) -> None:
-    """Turn the OSErrors a user can fix while writing ``path`` into one-line errors."""
+def raise_fixable(err: OSError, path: Path) -> None:
+    """Raise the one-line error for an OSError a user can fix while writing ``path`` (a full
+    disk, a directory, a file in the way, no permission, read-only); return for any other."""
     if err.errno == errno.ENOSPC:
         raise DiskFullError(f"{path}: disk full; free some space and run again") from err
     if isinstance(err, (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError)) or err.errno == errno.EROFS:
@@ -62,7 +63,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        disk_full_or_raise(err, path)
+        raise_fixable(err, path)
         raise
     tmp = _temp_name(path)
     try:
@@ -71,7 +72,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         _remove(tmp)
-        disk_full_or_raise(err, path)
+        raise_fixable(err, path)
         raise
     except BaseException:
         _remove(tmp)
@@ -122,7 +123,7 @@ def check_writable_dir(path: str | Path, target: str | Path | None = None) -> Pa
     try:
         probe.write_bytes(b"")
     except OSError as err:
-        disk_full_or_raise(err, named)
+        raise_fixable(err, named)
         raise
     finally:
         _remove(probe)
@@ -189,7 +190,7 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        disk_full_or_raise(err, path)
+        raise_fixable(err, path)
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -216,7 +217,7 @@ def sweep_dead(directory: str | Path, name: str = "") -> list[Path]:
 
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
-        return False  # our own leftover (an earlier call in this process that was interrupted)
+        return True  # ours: a write in progress (our own failed writes clean up after themselves)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

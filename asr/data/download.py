@@ -169,7 +169,7 @@ def fetch(url: str, part: Path, console: Console | None = None) -> None:
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 part.unlink(missing_ok=True)  # a full disk must not stay full of a partial file
-            files.disk_full_or_raise(err, part)
+            files.raise_fixable(err, part)
             raise
     if total is not None and part.stat().st_size != total:
         raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
@@ -264,7 +264,7 @@ def extract_tar(archive: Path, root: Path, console: Console | None = None) -> No
                     tar.extract(member, root, filter="data")
                     progress.advance(task)
     except OSError as err:
-        files.disk_full_or_raise(err, root)
+        files.raise_fixable(err, root)
         raise DownloadError(f"{archive}: cannot extract ({err})") from None
     except (tarfile.TarError, EOFError) as err:
         raise DownloadError(f"{archive}: cannot extract ({err})") from None
