@@ -15,23 +15,88 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from asr import files
 
+# Commands in the order of the pipeline; others (added later) follow in registration order.
+PIPELINE = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
+            "librispeech", "synthetic", "kaldi", "jsonl"]  # fmt: skip
+
+
+def _user_type(param) -> str | None:
+    """The value a user types, in words: FILE, DIR, N, NUMBER, TEXT (or a declared metavar);
+    nothing for on/off flags. Typer would show Python types such as <list[Path]>."""
+    if getattr(param, "is_flag", False) or param.param_type_name == "argument":
+        return None  # a flag takes no value; an argument is shown by its name already
+    if param.metavar:
+        return param.metavar
+    desc = param.type_descriptor
+    name = "Path" if desc.is_path else param.bare_type().removeprefix("list[").removesuffix("]")
+    word = {"int": "N", "float": "NUMBER", "Path": "PATH", "str": "TEXT", "bool": "BOOL"}.get(name, name.upper())
+    return f"{word}..." if desc.is_list else word
+
+
+class _Group(TyperGroup):
+    """Lists commands in pipeline order, and shows user words for option values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in [self, *self.commands.values()]:
+            command.get_params = _with_user_types(command.get_params)  # type: ignore[method-assign]
+
+    def list_commands(self, ctx) -> list[str]:
+        rank = {name: i for i, name in enumerate(PIPELINE)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
+
+
+def _with_user_types(get_params: Callable) -> Callable:
+    """Wrap a command's ``get_params`` (which adds --help and completion) to show user words."""
+
+    def wrapped(ctx):
+        params = get_params(ctx)
+        for param in params:
+            word = _user_type(param)
+            param.display_type_rich = lambda ctx, word=word: word  # type: ignore[method-assign]
+        return params
+
+    return wrapped
+
+
+def _version(value: bool) -> None:
+    if value:
+        from asr import __version__
+
+        typer.echo(f"asr {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
+    cls=_Group,
     help="asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech "
     "recognisers on LibriSpeech.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
-prepare_app = typer.Typer(help="Prepare corpora: LibriSpeech manifests, or a synthetic corpus.", no_args_is_help=True)
-tokenizer_app = typer.Typer(help="Train a SentencePiece tokenizer.", no_args_is_help=True)
+prepare_app = typer.Typer(cls=_Group, help="Prepare corpora: LibriSpeech, a synthetic corpus, a Kaldi data directory or your own JSONL list.", no_args_is_help=True)
+tokenizer_app = typer.Typer(cls=_Group, help="Train a SentencePiece tokenizer.", no_args_is_help=True)
+plot_app = typer.Typer(cls=_Group, help="Pictures of an experiment as PNG, with their data as JSON (needs matplotlib, the package's plot extra).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(plot_app, name="plot")
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """asr: train, decode and score attention encoder-decoder (Transformer + CTC) speech recognisers."""
 
 console = Console(stderr=True)
 stdout = Console()
+
+Normalizer = Annotated[str, typer.Option(help="Text normalisation: librispeech (upper case, English letters), english (Whisper-style output vs LibriSpeech references: numbers, contractions), unicode (any script) or none.")]
 
 
 def _user_errors(func: Callable) -> Callable:
@@ -110,6 +175,38 @@ def prepare_synthetic(
     stdout.print(f"synthetic corpus ready: {root} (subsets train, dev, test)")
 
 
+@prepare_app.command("kaldi")
+@_user_errors
+def prepare_kaldi(
+    data_dir: Annotated[Path, typer.Argument(help="Kaldi data directory: wav.scp and text, optionally utt2spk and segments.", metavar="DIR")],
+    out: Annotated[Path, typer.Option(help="Where to write <name>.jsonl and <name>.rejected.tsv (and cut segments).")] = Path("data/manifests"),
+    name: Annotated[Optional[str], typer.Option(help="Manifest name (default: the directory's name).", show_default=False)] = None,
+    normalizer: Normalizer = "librispeech",
+) -> None:
+    """Write a manifest from a Kaldi data directory (wav.scp, text, utt2spk, segments)."""
+    from asr.data.kaldi import prepare_kaldi as prepare
+    from asr.data.librispeech import print_summary
+
+    report = prepare(data_dir, out, name=name, normalizer=normalizer, console=console)
+    print_summary({report.subset: report}, stdout, title="Kaldi data directory")
+
+
+@prepare_app.command("jsonl")
+@_user_errors
+def prepare_jsonl(
+    manifest: Annotated[Path, typer.Argument(help="JSON lines with id, audio and text (speaker optional).", metavar="FILE")],
+    out: Annotated[Path, typer.Option(help="Where to write <name>.jsonl and <name>.rejected.tsv.")] = Path("data/manifests"),
+    name: Annotated[Optional[str], typer.Option(help="Manifest name (default: the file's name without .jsonl).", show_default=False)] = None,
+    normalizer: Normalizer = "librispeech",
+) -> None:
+    """Write a checked manifest from your own list of recordings (id, audio, text)."""
+    from asr.data.jsonl import prepare_jsonl as prepare
+    from asr.data.librispeech import print_summary
+
+    report = prepare(manifest, out, name=name, normalizer=normalizer, console=console)
+    print_summary({report.subset: report}, stdout, title="Manifest")
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -120,11 +217,12 @@ def tokenizer_train(
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos>.")],
     out: Annotated[Path, typer.Option(help="Folder to write tokenizer.model into.")],
     model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
+    normalizer: Normalizer = "librispeech",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
     from asr.text.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type)
+    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type, normalizer)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
 
 
@@ -205,6 +303,8 @@ def decode(
     length_norm: LengthNorm = None,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
+    nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
+    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
     device: Device = "auto",
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
@@ -213,7 +313,10 @@ def decode(
 
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
-    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
+    summary = decode_manifest(
+        exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
+        nbest=nbest, normalizer=normalizer,
+    )  # fmt: skip
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
     for utt_id, why in summary.rejected:
@@ -227,11 +330,14 @@ def decode(
 @_user_errors
 def transcribe(
     exp: Annotated[Path, typer.Option(help="Experiment folder (model, tokenizer, config).")],
-    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).")],
-    output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text) or json (one object per line).")] = "plain",
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output.")] = None,
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).", metavar="AUDIO")],
+    output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text), json (one object per file, with words and n-best), tsv (one line per segment), srt or vtt (subtitles).")] = "plain",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output (srt/vtt of several files: a folder, one <name>.srt per file).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
-    segment_seconds: Annotated[float, typer.Option(help="Longer audio is cut into segments of at most this length.")] = 20.0,
+    segment_seconds: Annotated[Optional[float], typer.Option(help="Longest segment decoded at once (default: the longest training utterance; longer is warned about).", show_default=False)] = None,
+    vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
+    nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
+    timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences from CTC forced alignment.")] = True,
     method: Method = "joint_beam",
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
@@ -241,34 +347,47 @@ def transcribe(
     batch_size: BatchSize = 8,
     device: Device = "auto",
 ) -> None:
-    """Transcribe audio files. A missing or unreadable file is reported; the others are still done."""
+    """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
+    from asr.formats import SUBTITLES, check_format
     from asr.train.distributed import pick_device
     from asr.transcribe import check_segment_seconds, transcribe_files
 
-    if output_format not in ("plain", "json"):
-        raise ValueError(f"--format {output_format!r} is not one of plain, json")
+    check_format(output_format)
     check_segment_seconds(segment_seconds)
-    if out is not None:
+    if output_format in SUBTITLES and len(audio) > 1 and out is None:
+        raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
+    if out is not None and not (output_format in SUBTITLES and len(audio) > 1):
         files.check_writable_file(out)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
-    results = transcribe_files(exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, device=pick_device(device), console=console)
-    lines = []
-    for result in results:
-        if output_format == "json":
-            lines.append(json.dumps(result.to_json(), ensure_ascii=False))
-        elif result.error is None:
-            lines.append(f"{result.path}\t{result.text}")
-    text = "\n".join(lines) + ("\n" if lines else "")
-    if out:
-        files.sweep_dead(out.parent, out.name)  # what a killed earlier run left
-        files.write_text(out, text)
-    else:
-        sys.stdout.write(text)
+    results = transcribe_files(
+        exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
+        timestamps=timestamps, vad=vad, device=pick_device(device), console=console,
+    )  # fmt: skip
+    _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]
     for result in failed:
         console.print(f"[red]error:[/red] {escape(result.error)}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _write_transcriptions(results: list, output_format: str, out: Optional[Path]) -> None:
+    from asr.formats import SUBTITLES, render, to_lines
+
+    if output_format not in SUBTITLES:
+        text = to_lines(results, output_format)
+    elif len(results) > 1:  # one subtitle file per audio file, in the folder --out
+        for result in results:
+            if result.error is None:
+                files.write_text(out / f"{Path(result.path).stem}.{output_format}", render(result, output_format))  # type: ignore[operator]
+        return
+    else:
+        text = render(results[0], output_format) if results[0].error is None else ""
+    if out:
+        files.sweep_dead(out.parent, out.name)  # what a killed earlier run left
+        files.write_text(out, text)
+    else:
+        sys.stdout.write(text)
 
 
 # --------------------------------------------------------------------------- score
@@ -277,23 +396,64 @@ def transcribe(
 @app.command()
 @_user_errors
 def wer(
-    ref: Annotated[Path, typer.Argument(help="References: id<TAB>text file or JSONL manifest.")],
-    hyp: Annotated[Path, typer.Argument(help="Hypotheses: id<TAB>text file or JSONL manifest.")],
+    ref: Annotated[Path, typer.Argument(help="References: id<TAB>text, Kaldi 'id text' file or JSONL manifest.")],
+    hyp: Annotated[Path, typer.Argument(help="Hypotheses: id<TAB>text, Kaldi 'id text' file or JSONL manifest.")],
     out: Annotated[Optional[Path], typer.Option(help="Folder to write wer.json and alignments.txt into.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
     alignments: Annotated[int, typer.Option(help="Show this many utterances with errors, aligned.")] = 10,
     top: Annotated[int, typer.Option(help="Show this many of the most frequent confusions.")] = 10,
+    normalizer: Normalizer = "librispeech",
+    cer: Annotated[bool, typer.Option("--cer", help="Make the character error rate the primary metric (for scripts written without spaces).")] = False,
 ) -> None:
     """Word, character and sentence error rates, per speaker, with aligned errors (via jiwer)."""
     from asr.metrics import load_transcripts, print_report, score, write_report
 
-    report = score(load_transcripts(ref), load_transcripts(hyp))
+    report = score(load_transcripts(ref), load_transcripts(hyp), normalizer=normalizer, primary="cer" if cer else "wer")
     if json_output:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
     else:
         print_report(report, stdout, alignments=alignments, top=top)
     if out:
         write_report(report, out)
+
+
+# --------------------------------------------------------------------------- plot
+
+
+@plot_app.command("attention")
+@_user_errors
+def plot_attention(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder.", metavar="EXP")],
+    audio: Annotated[Path, typer.Argument(help="One recording (decoded whole: keep it short).", metavar="AUDIO")],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: <exp>/plots/attention-<audio name>.png); the data goes beside it as .json.", show_default=False)] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    method: Method = "joint_beam",
+    beam: Beam = 10,
+    ctc_weight: CtcWeight = 0.3,
+    device: Device = "auto",
+) -> None:
+    """Decoder cross-attention per token, layer and head over time, beside the CTC alignment."""
+    from asr.api import Recognizer
+    from asr.plot import attention_data, plot_attention as draw
+    from asr.train.distributed import pick_device
+
+    recognizer = Recognizer(exp, checkpoint, pick_device(device))
+    data = attention_data(recognizer, audio, method=method, beam=beam, ctc_weight=ctc_weight)
+    png, data_path = draw(data, out or Path(exp) / "plots" / f"attention-{audio.stem}.png")
+    stdout.print(f"{data['text']!r}: attention written to {png} (data {data_path})")
+
+
+@plot_app.command("training")
+@_user_errors
+def plot_training(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder (reads its log.jsonl).", metavar="EXP")],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: <exp>/plots/training.png); the data goes beside it as .json.", show_default=False)] = None,
+) -> None:
+    """Loss, dev WER, learning rate and throughput against the update step."""
+    from asr.plot import plot_training as draw, training_data
+
+    png, data_path = draw(training_data(exp), out or Path(exp) / "plots" / "training.png")
+    stdout.print(f"training curves written to {png} (data {data_path})")
 
 
 if __name__ == "__main__":

@@ -113,4 +113,6 @@ def load_cmvn(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise CMVNError(f"{path}: not CMVN statistics ({type(err).__name__}: {err}); delete it to recompute") from None
     if mean.shape != var.shape or mean.ndim != 1:
         raise CMVNError(f"{path}: mean has {mean.numel()} bins but var has {var.numel()}; delete it to recompute")
+    if not (mean.isfinite().all() and var.isfinite().all()):
+        raise CMVNError(f"{path}: statistics are not finite (NaN or Inf audio in an earlier run); delete it to recompute")
     return mean, var

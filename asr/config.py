@@ -144,6 +144,7 @@ class TrainConfig(_Checked):
     keep_best: int = 5
     max_nonfinite: int = 20  # consecutive non-finite losses that stop training
     valid_max_utterances: int = 0  # 0 = the whole dev manifest
+    tensorboard: bool = False  # also write the log as TensorBoard scalars in exp/tensorboard/
 
 
 @dataclass(frozen=True)

@@ -1,69 +1,226 @@
-"""`asr transcribe`: audio files -> text with a trained experiment.
+"""`asr transcribe`: audio -> text, with word times, confidences and n-best, for a trained experiment.
 
-Files are read at the model's sample rate (any rate soundfile reads, stereo mixed down). Audio
+Audio is read at the model's sample rate (any rate soundfile reads, stereo mixed down). Audio
 longer than ``segment_seconds`` is cut into segments at the quietest 10 ms frame of the last
-third of each window, so cuts tend to fall in pauses rather than inside words; the segment
+third of each window, so cuts tend to fall in pauses rather than inside words. Segments of all
+inputs are decoded together in batches; each segment's best hypothesis is then force-aligned
+with the CTC head (:mod:`asr.decode.align`) for word times and confidences, and the segment
 texts are joined with spaces.
+
+:func:`transcribe_waves` is the one pipeline; ``asr transcribe`` (:func:`transcribe_files`) and
+the Python API (:mod:`asr.api`) both call it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from torch import Tensor
 
 from asr.audio import AudioError, load_audio
+from asr.config import ExperimentConfig
 from asr.data.dataset import pad
+from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
 from asr.decode.budget import check_decode_memory
+from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
-from asr.decode.search import decode_batch
+from asr.decode.search import search_encoded
+from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
 from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
+from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
-FRAME_SECONDS = 0.01
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
 
+@dataclass(frozen=True)
+class Candidate:
+    """One entry of an n-best list: its text and its scores (natural-log; None if not computed)."""
 
-@dataclass
-class Transcription:
-    path: str
-    text: str = ""
-    duration: float = 0.0  # seconds of audio
-    segments: list[str] = field(default_factory=list)  # text of each segment, in order
-    error: str | None = None  # why the file could not be transcribed
+    text: str
+    score: float | None  # what the search ranked by
+    attention: float | None = None
+    ctc: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def split_segments(wave: torch.Tensor, sample_rate: int, max_seconds: float) -> list[torch.Tensor]:
-    """Cut (S,) audio into pieces of at most ``max_seconds``, each cut at the middle of the
-    lowest-energy 10 ms frame within the last third of its window (first such frame on a tie).
+@dataclass
+class Segment:
+    """A stretch of the audio decoded on its own, with times in seconds from the file's start."""
 
-    The pieces are views of ``wave``; concatenated, they are ``wave`` again."""
-    limit = max(1, int(max_seconds * sample_rate))
-    frame = max(1, int(FRAME_SECONDS * sample_rate))
+    start: float
+    end: float
+    text: str = ""
+    confidence: float | None = None  # mean of the words' confidences; None without words
+    words: list[Word] = field(default_factory=list)
+    nbest: list[Candidate] = field(default_factory=list)  # best first; nbest[0].text == text
+
+    def to_json(self) -> dict:
+        return {
+            "start": self.start, "end": self.end, "text": self.text, "confidence": self.confidence,
+            "words": [w.to_json() for w in self.words], "nbest": [c.to_json() for c in self.nbest],
+        }  # fmt: skip
+
+
+@dataclass
+class Transcription:
+    path: str  # the file, or "<array>" / "<tensor>" for audio passed in memory
+    text: str = ""
+    duration: float = 0.0  # seconds of audio
+    segments: list[Segment] = field(default_factory=list)
+    error: str | None = None  # why the file could not be transcribed
+
+    @property
+    def words(self) -> list[Word]:
+        return [word for segment in self.segments for word in segment.words]
+
+    @property
+    def confidence(self) -> float | None:
+        """Mean word confidence over the whole audio; None when no word was recognised."""
+        words = self.words
+        return sum(w.confidence for w in words) / len(words) if words else None
+
+    @property
+    def nbest(self) -> list[Candidate]:
+        """The search's n-best for audio decoded as one segment. For several segments: the
+        best of each joined (per-segment lists are in ``segments[i].nbest``)."""
+        if len(self.segments) == 1:
+            return self.segments[0].nbest
+        if not self.segments:
+            return [Candidate("", None)]
+        scores = [s.nbest[0].score if s.nbest else None for s in self.segments]
+        total = None if any(v is None for v in scores) else sum(scores)  # type: ignore[arg-type]
+        return [Candidate(self.text, total)]
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "text": self.text, "duration": self.duration,
+            "confidence": self.confidence, "segments": [s.to_json() for s in self.segments],
+            "error": self.error,
+        }  # fmt: skip
+
+
+def hypothesis_text(tokenizer: Tokenizer, tokens: list[int]) -> str:
+    """The text of a token sequence on one line, single spaces (a lone word-boundary piece, as
+    CTC greedy search can emit, would otherwise leave a double space)."""
+    return " ".join(tokenizer.decode(tokens).split())
+
+
+def segment_bounds(wave: Tensor, sample_rate: int, max_seconds: float) -> list[tuple[int, int]]:
+    """(start, end) samples of the non-empty pieces of :func:`split_segments`."""
+    bounds, start = [], 0
+    for piece in split_segments(wave, sample_rate, max_seconds):
+        if piece.numel() > 0:
+            bounds.append((start, start + piece.numel()))
+        start += piece.numel()
+    return bounds
+
+
+def segment_limit(exp_dir: str | Path, config: ExperimentConfig, requested: float | None) -> tuple[float, str | None]:
+    """The segment length to decode with, and a warning when ``requested`` exceeds the longest
+    training utterance (a model decodes much worse beyond what it was trained on)."""
+    trained = training_max_seconds(exp_dir, config)
+    if requested is None:
+        return trained, None
+    if requested > trained:
+        return requested, (
+            f"segments of up to {requested:g} s are longer than the longest training utterance "
+            f"({trained:.1f} s); expect repeated or missing words (leave --segment-seconds unset "
+            f"to cap segments at {trained:.1f} s)"
+        )
+    return requested, None
+
+
+def transcribe_waves(
+    model: ASRModel,
+    tokenizer: Tokenizer,
+    waves: list[Tensor],
+    options: DecodeOptions,
+    *,
+    segment_seconds: float = 20.0,
+    nbest: int = 1,
+    timestamps: bool = True,
+    vad: bool = True,
+    names: list[str] | None = None,
+) -> list[Transcription]:
+    """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
+
+    Segments are at most ``segment_seconds`` long: the speech regions found by :mod:`asr.vad`,
+    or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the ``nbest`` best
+    hypotheses of each segment; ``timestamps`` False skips the forced alignment (no words, no
+    confidences). ``names`` become each result's ``path``.
+    """
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    if nbest < 1:
+        raise ValueError(f"nbest must be at least 1, got {nbest}")
+    rate = model.config.features.sample_rate
+    results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
+    cut = vad_segments if vad else segment_bounds
+    pieces = [(i, b) for i, wave in enumerate(waves) for b in cut(wave, rate, segment_seconds)]
+    for first in range(0, len(pieces), options.batch_size):
+        batch = pieces[first : first + options.batch_size]
+        segments = _decode_segments(
+            model, tokenizer, [(waves[i], bounds) for i, bounds in batch], options, nbest, timestamps
+        )
+        for (i, _), segment in zip(batch, segments):
+            results[i].segments.append(segment)
+    for result in results:
+        result.text = " ".join(s.text for s in result.segments if s.text)
+    return results
+
+
+@torch.inference_mode()
+def _decode_segments(
+    model: ASRModel,
+    tokenizer: Tokenizer,
+    pieces: list[tuple[Tensor, tuple[int, int]]],
+    options: DecodeOptions,
+    nbest: int,
+    timestamps: bool,
+) -> list[Segment]:
+    """Decode segments (wave, (start, end) samples) as one batch -> one Segment each."""
+    device = next(model.parameters()).device
+    rate = model.config.features.sample_rate
+    waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
+    encoded, enc_lengths = model.encode(waves.to(device), lengths.to(device))
+    hyps = search_encoded(model, encoded, enc_lengths, options)
+    # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
+    has_ctc = getattr(model, "ctc", None) is not None
+    log_probs = model.ctc_log_probs(encoded) if timestamps and has_ctc else None  # (B, T', V)
+    clock = FrameClock.of(model)
     segments = []
-    start = 0
-    while wave.numel() - start > limit:
-        search_from = (2 * limit // 3) // frame * frame
-        frames = (limit - search_from) // frame  # whole frames between 2/3 of the window and its end
-        if frames == 0:  # a window shorter than a frame or two: cut at the limit
-            cut = limit
-        else:
-            tail = wave[start + search_from : start + search_from + frames * frame]
-            energy = tail.reshape(frames, frame).square().mean(dim=1)  # (frames,)
-            cut = max(1, search_from + int(energy.argmin()) * frame + frame // 2)
-        segments.append(wave[start : start + cut])
-        start += cut
-    segments.append(wave[start:])
+    for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):
+        best = nbest_list[0]
+        segment = Segment(start / rate, end / rate, hypothesis_text(tokenizer, best.tokens))
+        segment.nbest = [_candidate(tokenizer, h) for h in nbest_list[:nbest]]
+        if log_probs is not None and best.tokens:
+            spans = align_tokens(log_probs[b, : int(enc_lengths[b])], best.tokens)
+            pieces_b = tokenizer.pieces(best.tokens) if spans else []
+            words = words_from_spans(spans, pieces_b, tokenizer.decode, clock, start / rate)
+            segment.words = snap_to_speech(words, speech_frames(wave[start:end], rate), offset=start / rate)
+            if segment.words:
+                segment.confidence = sum(w.confidence for w in segment.words) / len(segment.words)
+        segments.append(segment)
     return segments
+
+
+def _candidate(tokenizer: Tokenizer, hyp: Hypothesis) -> Candidate:
+    return Candidate(hypothesis_text(tokenizer, hyp.tokens), _finite(hyp.score), _finite(hyp.attention), _finite(hyp.ctc))
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinities: an impossible score (-inf) is None."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def display_path(path: str | Path) -> str:
@@ -72,7 +229,10 @@ def display_path(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
-def check_segment_seconds(segment_seconds: float) -> None:
+def check_segment_seconds(segment_seconds: float | None) -> None:
+    """None (the longest training utterance) or a length in (0, MAX_SEGMENT_SECONDS]."""
+    if segment_seconds is None:
+        return
     if not (isinstance(segment_seconds, (int, float)) and 0 < segment_seconds <= MAX_SEGMENT_SECONDS):
         raise ValueError(
             f"--segment-seconds must be > 0 and <= {MAX_SEGMENT_SECONDS:g}, got {segment_seconds!r} "
@@ -86,43 +246,36 @@ def transcribe_files(
     options: DecodeOptions,
     *,
     checkpoint: str | Path | None = None,
-    segment_seconds: float = 20.0,
+    segment_seconds: float | None = None,
+    nbest: int = 1,
+    timestamps: bool = True,
+    vad: bool = True,
     device: str | torch.device = "cpu",
     console: Console | None = None,
 ) -> list[Transcription]:
     """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
-    ``error`` set, the rest go on."""
+    ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
+    training utterance."""
     check_segment_seconds(segment_seconds)
+    console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    segment_seconds, warning = segment_limit(exp_dir, config, segment_seconds)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, markup=True)
     rate = config.features.sample_rate
     # Segments are at most segment_seconds long: the largest batch is known before any work.
-    longest = int(segment_seconds * rate)
-    check_decode_memory(config, model.vocab_size, options, options.batch_size, longest, device)
+    check_decode_memory(config, model.vocab_size, options, options.batch_size, int(segment_seconds * rate), device)
     results = []
-    with counting_progress(console or Console(stderr=True), transient=True) as progress:
+    with counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
         for path in paths:
-            result = Transcription(display_path(path))
             try:  # a file that is there to be transcribed is expected to hold speech
                 wave, _ = load_audio(path, rate, expect_speech=True)
+                results += transcribe_waves(
+                    model, tokenizer, [wave], options, segment_seconds=segment_seconds,
+                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)],
+                )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
-                result.error = display_path(str(err))
-            else:
-                _transcribe_wave(model, tokenizer, wave, rate, segment_seconds, options, device, result)
-            results.append(result)
+                results.append(Transcription(display_path(path), error=display_path(str(err))))
             progress.advance(task)
     return results
-
-
-def _transcribe_wave(
-    model: ASRModel, tokenizer: Tokenizer, wave: torch.Tensor, rate: int, segment_seconds: float,
-    options: DecodeOptions, device: str | torch.device, result: Transcription,
-) -> None:
-    """Fill ``result`` with the text of (S,) ``wave``, decoded in segments."""
-    result.duration = wave.numel() / rate
-    segments = [s for s in split_segments(wave, rate, segment_seconds) if s.numel() > 0]
-    for first in range(0, len(segments), options.batch_size):
-        waves, lengths = pad(segments[first : first + options.batch_size])
-        for nbest in decode_batch(model, waves.to(device), lengths.to(device), options):
-            result.segments.append(tokenizer.decode(nbest[0].tokens) if nbest else "")
-    result.text = " ".join(t for t in result.segments if t)

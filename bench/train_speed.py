@@ -45,9 +45,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
+def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 5) -> float:
     """Measured matmul rate in GFLOP/s (best of ``repeats``; fp32 = sgemm), the reference for
     'share of peak'. Measured right before each figure: on a shared machine the rate varies."""
+    size = 8192 if device.type == "cuda" else 2048  # a GPU needs a larger product to reach its peak
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
@@ -120,6 +121,7 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
         "precision_used": used.used,
         "device": str(device),
         "cpu": cpu_model(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu_capability": cpu_capability(),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
@@ -140,8 +142,9 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
 
 def print_table(results: list[dict], args: argparse.Namespace, device: torch.device) -> None:
     first = results[0]
+    gpu = f"{first['gpu']}; " if first["gpu"] else ""
     title = (
-        f"train_step throughput ({device}; {first['cpu']}, {first['cpu_capability']}; {first['threads']} threads; "
+        f"train_step throughput ({device}; {gpu}{first['cpu']}, {first['cpu_capability']}; {first['threads']} threads; "
         f"batch {args.batch} x {args.seconds:g} s, accum {args.accum}; 'of peak': of the measured gemm peak of that precision)"
     )
     table = Table(title=title)

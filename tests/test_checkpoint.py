@@ -118,3 +118,12 @@ def test_decoding_refuses_a_tokenizer_other_than_the_trained_one(random_experime
     result = CliRunner().invoke(app, ["transcribe", "--exp", str(exp), str(tmp_path / "missing.wav")])
     assert result.exit_code == 2
     assert "different tokenizer" in result.output and "Traceback" not in result.output
+
+
+def test_loading_for_decoding_does_not_import_the_trainer():
+    import subprocess
+    import sys
+
+    code = "import sys, asr.experiment, asr.checkpoint; print(sorted(m for m in sys.modules if m.startswith('asr.train')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -81,9 +81,33 @@ class Recorder:
 
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
-        ("prepare", "librispeech"), ("prepare", "synthetic"), ("tokenizer", "train"), ("train",),
-        ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
+        ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("plot", "attention"), ("plot", "training"),
     }  # fmt: skip
+
+
+def test_commands_are_listed_in_pipeline_order_and_help_shows_no_python_types():
+    text = ANSI.sub("", _invoke(["--help"]).output)
+    order = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer"]
+    positions = [re.search(rf"^\W*{name}\s", text, re.M).start() for name in order]
+    assert positions == sorted(positions), text
+    for path in COMMANDS:
+        text = ANSI.sub("", _invoke([*path, "--help"]).output)
+        assert not re.search(r"<(bool|int|float|str|path|list\[\w+\])>", text, re.I), (path, text)
+
+
+def test_version_prints_the_package_version():
+    import asr
+
+    result = _invoke(["--version"])
+    assert result.exit_code == 0 and result.stdout == f"asr {asr.__version__}\n"
+
+
+def test_shell_completion_is_available():
+    result = subprocess.run([str(ASR), "--show-completion", "bash"], capture_output=True, text=True, env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "complete -o default -F _asr_completion asr" in result.stdout
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=lambda p: " ".join(p) or "asr")
@@ -94,7 +118,7 @@ def test_help_of_every_command_exits_0_and_names_every_option(path):
     command = COMMANDS[path]
     assert (command.help or "").split("\n")[0].split(".")[0] in " ".join(text.split())
     for param in command.params:
-        names = [param.name] if param.param_type_name == "argument" else [*param.opts, *param.secondary_opts]
+        names = [param.metavar or param.name] if param.param_type_name == "argument" else [*param.opts, *param.secondary_opts]
         for name in names:
             assert name in text, f"{' '.join(path)} --help does not mention {name}"
     for name in getattr(command, "commands", {}):
@@ -110,12 +134,14 @@ def _decode_args(tmp: Path) -> list[str]:
     return ["decode", "--exp", tmp / "exp", "--manifest", tmp / "test.jsonl", "--out", tmp / "out",
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
-            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1"]  # fmt: skip
+            "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1", "--nbest", "4",
+            "--normalizer", "unicode"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
     return ["transcribe", "--exp", tmp / "exp", tmp / "a.wav", tmp / "b.flac", "--format", "json",
             "--out", tmp / "out.jsonl", "--checkpoint", "averaged.pt", "--segment-seconds", "12.5",
+            "--nbest", "3", "--no-timestamps", "--no-vad",
             "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
             "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu"]  # fmt: skip
 
@@ -128,7 +154,7 @@ def _train_args(tmp: Path) -> list[str]:
 
 def _tokenizer_args(tmp: Path) -> list[str]:
     return ["tokenizer", "train", "--manifest", tmp / "a.jsonl", "--manifest", tmp / "b.jsonl",
-            "--vocab-size", "77", "--model-type", "bpe", "--out", tmp / "tok"]  # fmt: skip
+            "--vocab-size", "77", "--model-type", "bpe", "--out", tmp / "tok", "--normalizer", "unicode"]  # fmt: skip
 
 
 def _librispeech_args(tmp: Path) -> list[str]:
@@ -150,10 +176,31 @@ def _average_args(tmp: Path) -> list[str]:
 
 def _wer_args(tmp: Path) -> list[str]:
     return ["wer", tmp / "ref.txt", tmp / "hyp.txt", "--out", tmp / "report", "--json",
-            "--alignments", "3", "--top", "4"]  # fmt: skip
+            "--alignments", "3", "--top", "4", "--normalizer", "english", "--cer"]  # fmt: skip
+
+
+def _kaldi_args(tmp: Path) -> list[str]:
+    return ["prepare", "kaldi", tmp / "data" / "train", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
+
+
+def _jsonl_args(tmp: Path) -> list[str]:
+    return ["prepare", "jsonl", tmp / "list.jsonl", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
+
+
+def _plot_attention_args(tmp: Path) -> list[str]:
+    return ["plot", "attention", tmp / "exp", tmp / "a.wav", "--out", tmp / "att.png", "--checkpoint", "last.pt",
+            "--method", "attention_beam", "--beam", "3", "--ctc-weight", "0.5", "--device", "cpu"]  # fmt: skip
+
+
+def _plot_training_args(tmp: Path) -> list[str]:
+    return ["plot", "training", tmp / "exp", "--out", tmp / "curves.png"]
 
 
 REACH_ARGS = {
+    ("plot", "attention"): _plot_attention_args,
+    ("plot", "training"): _plot_training_args,
+    ("prepare", "kaldi"): _kaldi_args,
+    ("prepare", "jsonl"): _jsonl_args,
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
     ("train",): _train_args,
@@ -196,6 +243,7 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     )  # fmt: skip
     assert kwargs["checkpoint"] == "step-7.pt"
     assert kwargs["device"] == torch.device("cuda", 1)
+    assert (kwargs["nbest"], kwargs["normalizer"]) == (4, "unicode")
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
 
 
@@ -217,10 +265,10 @@ def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, mo
 
 
 def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
-    from asr.transcribe import Transcription
+    from asr.transcribe import Segment, Transcription
 
-    done = [Transcription(str(tmp_path / "a.wav"), "HELLO", 1.0, ["HELLO"]),
-            Transcription(str(tmp_path / "b.flac"), "", 0.5, [""])]  # fmt: skip
+    done = [Transcription(str(tmp_path / "a.wav"), "HELLO", 1.0, [Segment(0.0, 1.0, "HELLO")]),
+            Transcription(str(tmp_path / "b.flac"), "", 0.5, [Segment(0.0, 0.5, "")])]  # fmt: skip
     record = Recorder(done)
     monkeypatch.setattr(asr.transcribe, "transcribe_files", record)
     result = _invoke(_transcribe_args(tmp_path))
@@ -232,6 +280,7 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
         max_length_ratio=0.8, batch_size=5,
     )  # fmt: skip
     assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
+    assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"]) == (3, False, False)
     assert kwargs["device"] == torch.device("cpu")
     lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
     assert [json.loads(line) for line in lines] == [t.to_json() for t in done]
@@ -239,9 +288,9 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
 
 
 def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
-    from asr.transcribe import Transcription
+    from asr.transcribe import Segment, Transcription
 
-    done = [Transcription("a.wav", "HELLO THERE", 1.0, ["HELLO THERE"]), Transcription("b.wav", error="b.wav: file not found")]
+    done = [Transcription("a.wav", "HELLO THERE", 1.0, [Segment(0.0, 1.0, "HELLO THERE")]), Transcription("b.wav", error="b.wav: file not found")]
     monkeypatch.setattr(asr.transcribe, "transcribe_files", Recorder(done))
     result = _invoke(["transcribe", "--exp", tmp_path, "a.wav", "b.wav"])
     assert result.exit_code == 1  # one file failed
@@ -270,9 +319,9 @@ def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
     monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
     result = _invoke(_tokenizer_args(tmp_path))
     assert result.exit_code == 0, result.output
-    (manifests, out, vocab_size, model_type), _ = record.only_call
+    (manifests, out, vocab_size, model_type, normalizer), _ = record.only_call
     assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
-    assert (Path(out), vocab_size, model_type) == (tmp_path / "tok", 77, "bpe")
+    assert (Path(out), vocab_size, model_type, normalizer) == (tmp_path / "tok", 77, "bpe", "unicode")
 
 
 def test_tokenizer_train_end_to_end(tmp_path):
@@ -300,6 +349,48 @@ def test_prepare_librispeech_options_reach_the_library(tmp_path, monkeypatch):
     assert subsets == ["dev-clean", "test-other", "train-clean-100"]  # split, blanks dropped
     assert kwargs["download"] is True and kwargs["base_url"] == "http://mirror.example/12"
     assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000
+
+
+@pytest.mark.parametrize("command, module, function, make_args", [
+    ("kaldi", "asr.data.kaldi", "prepare_kaldi", _kaldi_args),
+    ("jsonl", "asr.data.jsonl", "prepare_jsonl", _jsonl_args),
+])  # fmt: skip
+def test_prepare_kaldi_and_jsonl_options_reach_the_library(tmp_path, monkeypatch, command, module, function, make_args):
+    import importlib
+
+    from asr.data.librispeech import PrepareReport
+
+    record = Recorder(PrepareReport("mine", 3, 0.01))
+    monkeypatch.setattr(importlib.import_module(module), function, record)
+    result = _invoke(make_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (source, out), kwargs = record.only_call
+    assert Path(source) == Path(make_args(tmp_path)[2]) and Path(out) == tmp_path / "m"
+    assert kwargs["name"] == "mine" and kwargs["normalizer"] == "unicode"
+    assert "mine" in result.stdout and "3" in result.stdout
+
+
+def test_plot_options_reach_the_library(tmp_path, monkeypatch):
+    import asr.api
+    import asr.plot
+
+    made, drawn = Recorder(), Recorder((tmp_path / "att.png", tmp_path / "att.json"))
+    monkeypatch.setattr(asr.api, "Recognizer", made)
+    monkeypatch.setattr(asr.plot, "attention_data", Recorder({"text": "HI"}))
+    monkeypatch.setattr(asr.plot, "plot_attention", drawn)
+    result = _invoke(_plot_attention_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert made.only_call == ((tmp_path / "exp", "last.pt", torch.device("cpu")), {})
+    (_, kwargs) = asr.plot.attention_data.only_call
+    assert kwargs == {"method": "attention_beam", "beam": 3, "ctc_weight": 0.5}
+    assert drawn.only_call[0] == ({"text": "HI"}, tmp_path / "att.png")
+    curves = Recorder((tmp_path / "curves.png", tmp_path / "curves.json"))
+    monkeypatch.setattr(asr.plot, "training_data", Recorder({"train": {}}))
+    monkeypatch.setattr(asr.plot, "plot_training", curves)
+    result = _invoke(_plot_training_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert asr.plot.training_data.only_call[0] == (tmp_path / "exp",)
+    assert curves.only_call[0] == ({"train": {}}, tmp_path / "curves.png")
 
 
 def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatch):
@@ -369,6 +460,29 @@ def test_wer_json_prints_the_report_and_out_writes_wer_json(tmp_path):
     assert report["words"]["substitutions"] == 1 and report["num_utterances"] == 2
     written = json.loads((tmp_path / "report" / "wer.json").read_text())
     assert written["wer"] == pytest.approx(0.25)
+    assert (report["normalizer"], report["primary"]) == ("english", "cer")
+    assert report["utterances"][0]["ref"] == "the cat sat"  # the english rule: lower case
+
+
+def test_wer_reads_kaldi_text_files_and_scores_other_scripts_by_cer(tmp_path):
+    (tmp_path / "text").write_text("u1 你好世界\nu2 Привет мир\n")
+    (tmp_path / "hyp").write_text("u1 你好世间\nu2 привет, мир!\n")
+    result = _invoke(["wer", tmp_path / "text", tmp_path / "hyp", "--normalizer", "unicode", "--cer", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["primary"] == "cer" and report["emptied"] == []
+    assert report["chars"]["errors"] == 1 and report["chars"]["reference_length"] == 4 + 10
+    tables = _invoke(["wer", tmp_path / "text", tmp_path / "hyp", "--normalizer", "unicode", "--cer"])
+    assert "Character error rate" in tables.stdout
+
+
+def test_wer_warns_when_normalisation_empties_transcripts(tmp_path):
+    (tmp_path / "text").write_text("u1 你好世界\nu2 HELLO\n")
+    (tmp_path / "hyp").write_text("u1 再见\nu2 HELLO\n")
+    result = _invoke(["wer", tmp_path / "text", tmp_path / "hyp"])  # the English default rule
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 transcript(s) became empty under the 'librispeech' normalizer" in text and "u1" in text
 
 
 def test_wer_alignments_and_top_reach_the_report(tmp_path, monkeypatch):
@@ -430,6 +544,21 @@ def _assert_one_line_error(result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_decode_nbest_writes_the_n_best_hypotheses_with_scores(experiment, tmp_path):
+    exp, manifest = experiment
+    result = _invoke(["decode", "--exp", exp, "--manifest", manifest, "--out", tmp_path / "out",
+                      "--method", "attention_beam", "--beam", "3", "--nbest", "3", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hyps = dict(line.split("\t") for line in (tmp_path / "out" / "hyp.txt").read_text().splitlines())
+    records = [json.loads(line) for line in (tmp_path / "out" / "nbest.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == list(hyps)
+    for record in records:
+        assert 1 < len(record["nbest"]) <= 3
+        assert record["nbest"][0]["text"] == hyps[record["id"]]
+        scores = [h["score"] for h in record["nbest"]]
+        assert scores == sorted(scores, reverse=True) and len({tuple(h["tokens"]) for h in record["nbest"]}) == len(scores)
 
 
 def test_missing_manifest_is_a_one_line_error(experiment, tmp_path):

@@ -76,3 +76,15 @@ def test_a_damaged_cmvn_file_is_one_clear_error(tmp_path):
     path.write_text('{"mean": [0.0, 1.0], "var": [1.0]}')
     with pytest.raises(CMVNError, match="mean has 2 bins but var has 1"):
         load_cmvn(path)
+    path.write_text('{"mean": [NaN, 1.0], "var": [1.0, 1.0]}')  # what older versions wrote for NaN audio
+    with pytest.raises(CMVNError, match="statistics are not finite"):
+        load_cmvn(path)
+
+
+def test_nonfinite_audio_gives_a_clear_error_not_nan_statistics(tmp_path):
+    utterances = write_corpus(tmp_path, [8000, 9000])
+    sf.write(utterances[1].audio, torch.full((9000,), float("nan")).numpy(), 16000, subtype="FLOAT")
+    with pytest.raises(ValueError) as error:  # CMVNError here, or the audio reader's own error
+        compute_cmvn_stats(utterances, CONFIG, num_workers=0)
+    assert "\n" not in str(error.value) and any(w in str(error.value).lower() for w in ("nan", "finite"))
+

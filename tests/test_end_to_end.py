@@ -80,3 +80,79 @@ def test_transcribe_gives_the_decoded_text_of_a_test_file(recipe):
     )
     text = json.loads(result.stdout.splitlines()[0])["text"]
     assert text == _hyps(recipe / "exp/decode/test-joint_beam/hyp.txt")[first["id"]]
+
+
+# --------------------------------------------------------------------------- word times, long audio
+# (the trained model of the recipe; README "Word times and subtitles" and "Long audio")
+
+
+def test_word_times_land_within_100_ms_of_the_synthesised_silence_boundaries(recipe):
+    """Phrases spoken alone by espeak-ng and joined with known pauses: the first word of each
+    phrase starts, and its last word ends, where the synthesiser's speech starts and ends."""
+    import difflib
+    import random
+
+    import numpy as np
+
+    import asr
+    from asr.data.synthetic import make_sentences
+    from tests.support.spoken_words import spoken_phrases
+
+    recognizer = asr.load(recipe / "exp")
+    rng = random.Random(0)
+    voices = [("en-us+m3", 160), ("en-gb+f2", 150), ("en-us+f3", 170), ("en-029+m2", 160), ("en-gb-x-rp+m1", 155)]
+    sentences = make_sentences(24, seed=321)
+    errors, boundaries = [], 0
+    for k in range(8):
+        phrases = sentences[3 * k : 3 * k + 3]
+        voice, speed = voices[k % len(voices)]
+        audio, bounds = spoken_phrases(phrases, [rng.uniform(0.3, 0.6) for _ in phrases[1:]], voice=voice, speed=speed)
+        result = recognizer.transcribe(audio, 16000)
+        words = " ".join(phrases).split()
+        matcher = difflib.SequenceMatcher(a=words, b=[w.text for w in result.words], autojunk=False)
+        found = {a + i: b + i for a, b, n in matcher.get_matching_blocks() for i in range(n)}
+        first = 0
+        for phrase, (start, end) in zip(phrases, bounds):
+            last = first + len(phrase.split()) - 1
+            for index, kind, true in ((first, "start", start), (last, "end", end)):
+                boundaries += 1
+                if index in found:  # a boundary word the model recognised
+                    errors.append(abs(getattr(result.words[found[index]], kind) - true))
+            first = last + 1
+    errors = np.array(errors)
+    assert len(errors) >= 0.6 * boundaries, (len(errors), boundaries)
+    assert np.median(errors) <= 0.03 and (errors <= 0.1).mean() >= 0.9, np.round(np.sort(errors), 3)
+
+
+def test_a_long_recording_is_segmented_at_its_pauses_with_the_wer_of_its_utterances(recipe):
+    """The 90 test utterances in three ~2-minute recordings of 30, joined with 1.5-3 s pauses:
+    transcribed whole (VAD segments capped at the longest training utterance), the WER is within
+    2 points of decoding the utterances one by one."""
+    import random
+
+    import torch
+
+    import asr
+    from asr.audio import load_audio
+    from asr.metrics import Transcripts, score
+
+    recognizer = asr.load(recipe / "exp")
+    utterances = [json.loads(line) for line in (recipe / "manifests/test.jsonl").read_text().splitlines()]
+    rng = random.Random(0)
+    alone, whole = {}, {}
+    for first in range(0, 90, 30):
+        group = utterances[first : first + 30]
+        waves = [load_audio(u["audio"], 16000)[0] for u in group]
+        pauses = [torch.zeros(int(rng.uniform(1.5, 3.0) * 16000)) for _ in waves[1:]]
+        recording = torch.cat([piece for pair in zip(waves, [*pauses, torch.zeros(0)]) for piece in pair])
+        assert 100 < recording.numel() / 16000 < 140
+        result = recognizer.transcribe(recording)
+        assert len(result.segments) >= 25  # cut at the pauses, not every 20 s
+        assert all(s.end - s.start <= 3.5 for s in result.segments)
+        whole[f"recording-{first}"] = result.text
+        alone.update({u["id"]: r.text for u, r in zip(group, recognizer.decode_batch(waves))})
+    references = {u["id"]: u["text"] for u in utterances}
+    joined = {f"recording-{first}": " ".join(u["text"] for u in utterances[first : first + 30]) for first in range(0, 90, 30)}
+    one_by_one = score(Transcripts(references), Transcripts(alone)).wer
+    long_audio = score(Transcripts(joined), Transcripts(whole)).wer
+    assert long_audio <= one_by_one + 0.02, (long_audio, one_by_one)

@@ -57,7 +57,7 @@ def test_wav_flac_and_ogg_at_any_rate_are_transcribed(exp, tmp_path, rate):
     for result in results:
         assert result.error is None
         assert result.duration == pytest.approx(1.5, abs=0.02)  # resampled to the model's rate
-        assert len(result.segments) == 1 and result.text == result.segments[0]
+        assert len(result.segments) == 1 and result.text == result.segments[0].text
     wav, flac, _ = results
     assert wav.text == flac.text  # both lossless, same samples
 
@@ -69,7 +69,7 @@ def test_stereo_is_mixed_down_to_the_same_text_as_mono(exp, tmp_path):
     sf.write(tmp_path / "stereo.wav", np.stack([wave, wave], axis=1), 44100, subtype="FLOAT")
     mono, stereo, stereo_wav = _transcribe(exp, [tmp_path / "mono.flac", tmp_path / "stereo.flac", tmp_path / "stereo.wav"])
     assert mono.error is None and mono.text  # the peaked random model says something
-    assert stereo.text == mono.text and stereo.segments == mono.segments
+    assert stereo.text == mono.text and [s.text for s in stereo.segments] == [s.text for s in mono.segments]
     assert stereo_wav.duration == mono.duration
 
 
@@ -121,7 +121,7 @@ def test_long_file_is_split_into_the_expected_segments(exp, tmp_path):
     (result,) = _transcribe(exp, [tmp_path / "long.wav"], segment_seconds=2.0)
     assert result.error is None and result.duration == pytest.approx(5.0)
     assert len(result.segments) == 3
-    assert result.text == " ".join(t for t in result.segments if t)
+    assert result.text == " ".join(s.text for s in result.segments if s.text)
 
 
 def test_long_file_text_is_the_join_of_its_segments_transcribed_alone(exp, tmp_path):
@@ -136,7 +136,7 @@ def test_long_file_text_is_the_join_of_its_segments_transcribed_alone(exp, tmp_p
         paths.append(tmp_path / f"piece{i}.wav")
         sf.write(paths[-1], piece.numpy(), RATE, subtype="FLOAT")
     alone = _transcribe(exp, paths, options, segment_seconds=1.5)
-    assert [r.text for r in alone] == whole.segments  # batched with padding == one at a time
+    assert [r.text for r in alone] == [s.text for s in whole.segments]  # batched with padding == one at a time
     assert whole.text == " ".join(r.text for r in alone if r.text)
     assert whole.text.strip()
 
@@ -197,7 +197,7 @@ def test_cli_json_prints_one_object_per_file_and_exits_1_when_one_failed(exp, tm
     assert result.exit_code == 1, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in records] == [str(good), str(missing)]
-    assert set(records[0]) == {"path", "text", "duration", "segments", "error"}
+    assert set(records[0]) == {"path", "text", "duration", "confidence", "segments", "error"}
     assert records[0]["error"] is None and records[0]["duration"] == pytest.approx(1.0, abs=0.01)
     assert str(missing) in records[1]["error"]
     assert result.stderr.strip().splitlines() == [f"error: {missing}: file not found"]
@@ -215,3 +215,23 @@ def test_cli_plain_writes_path_tab_text_to_out_and_exits_0(exp, tmp_path):
     assert result.stdout == ""
     expected = _transcribe(exp, paths, DecodeOptions(method="attention_greedy", length_norm=True))
     assert out.read_text().splitlines() == [f"{r.path}\t{r.text}" for r in expected]
+
+
+def test_cli_subtitles_go_to_stdout_for_one_file_and_to_a_folder_for_several(exp, tmp_path):
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], _speechlike(1.5, RATE, seed=i), RATE)
+    base = ["transcribe", "--exp", str(exp), "--method", "joint_beam", "--beam", "2", "--device", "cpu"]
+    one = CliRunner().invoke(app, [*base, str(paths[0]), "--format", "vtt"])
+    assert one.exit_code == 0, one.output
+    assert one.stdout.startswith("WEBVTT\n\n") and " --> " in one.stdout
+    refused = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "srt"])
+    assert refused.exit_code == 2 and "needs --out DIR" in refused.output
+    several = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "srt", "--out", str(tmp_path / "subs")])
+    assert several.exit_code == 0, several.output
+    for path in paths:
+        srt = (tmp_path / "subs" / f"{path.stem}.srt").read_text()
+        assert srt.startswith("1\n00:00:") and " --> " in srt
+    tsv = CliRunner().invoke(app, [*base, *map(str, paths), "--format", "tsv"]).stdout.splitlines()
+    assert tsv[0] == "path\tstart\tend\tconfidence\ttext" and [line.split("\t")[0] for line in tsv[1:]] == list(map(str, paths))

@@ -259,11 +259,11 @@ def _write_rejections(rejections: list[tuple[str, str]], path: Path) -> None:
     files.write_lines(path, ["path\treason", *(f"{where}\t{reason}" for where, reason in rejections)])
 
 
-def print_summary(reports: dict[str, PrepareReport], console: Console | None = None) -> None:
+def print_summary(reports: dict[str, PrepareReport], console: Console | None = None, title: str = "LibriSpeech manifests") -> None:
     """A table: per subset, utterances kept, hours, and the count of each rejection reason."""
     console = console or Console()
     reasons = sorted({reason for r in reports.values() for reason in r.rejected})
-    table = Table(title="LibriSpeech manifests")
+    table = Table(title=title)
     table.add_column("subset")
     table.add_column("utterances", justify="right")
     table.add_column("hours", justify="right")

@@ -142,10 +142,11 @@ def beam_search(
     # One column more than any hypothesis can hold: the last step still grows (dead) slots.
     beams = Beams.start(n, group, max_tokens + 1, memory.device)
     finished = Finished.empty(n, group, max_tokens + 1, list(scorers), memory.device)
+    special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=memory.device)
+    weights = {name: weight for name, (_, weight) in scorers.items()}
 
     for step in range(max_tokens + 1):
-        candidates, scored = _score(scorers, states, options)  # (H, K), {name: Scores}, H = n' * G
-        weights = {name: weight for name, (_, weight) in scorers.items()}
+        candidates, scored = _score(scorers, states, options, special)  # (H, K), {name: Scores}, H = n' * G
         cand_score = combine({name: s.tokens for name, s in scored.items()}, weights)  # (H, K)
         eos_score = combine({name: s.eos for name, s in scored.items()}, weights)  # (H,)
         alive = torch.isfinite(beams.score)  # (H,)
@@ -173,16 +174,18 @@ def beam_search(
     return finished.hypotheses()
 
 
-def _score(scorers: Weighted, states: dict[str, Any], options: DecodeOptions) -> tuple[Tensor, dict[str, Scores]]:
+def _score(
+    scorers: Weighted, states: dict[str, Any], options: DecodeOptions, special: Tensor
+) -> tuple[Tensor, dict[str, Scores]]:
     """One step of every scorer: the K candidates (H, K) chosen by the full scorers' weighted
-    sum (their plain sum if none has weight), and each scorer's Scores of them."""
+    sum (their plain sum if none has weight), never the ``special`` tokens, and each scorer's
+    Scores of them."""
     full = {name: scorer.score(states[name], None) for name, (scorer, _) in scorers.items() if not scorer.partial}
     weights = {name: weight for name, (_, weight) in scorers.items()}
     if not any(weights[name] > 0.0 for name in full):
         weights = {name: 1.0 for name in full}
     pre_beam = combine({name: s.tokens for name, s in full.items()}, weights)  # (H, V)
-    special = torch.tensor([BLANK_ID, SOS_EOS_ID], device=pre_beam.device)
-    pre_beam = pre_beam.index_fill(1, special, NEG_INF)
+    pre_beam = pre_beam.index_fill(1, special, NEG_INF)  # never blank, and <eos> is scored apart
     k = _candidates_per_hypothesis(options, pre_beam.shape[1], partial=len(full) < len(scorers))
     candidates = pre_beam.topk(k, dim=-1).indices  # (H, K)
     scored = {name: Scores(s.tokens.gather(1, candidates), s.eos, s.state) for name, s in full.items()}
@@ -204,6 +207,7 @@ def _keep_best(cand_score: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor]:
     """The G best of each utterance's G*K candidates (H, K) -> their scores (n, G), parent rows
     (n*G,) and candidate columns (n*G,). A stable sort: ties go to the lower row, then column."""
     hyps, k = cand_score.shape
+    assert hyps % group == 0, f"{hyps} hypotheses are not {group} per utterance"
     utts = hyps // group
     top_score, flat = cand_score.view(utts, group * k).sort(dim=1, descending=True, stable=True)
     top_score, flat = top_score[:, :group], flat[:, :group]

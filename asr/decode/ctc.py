@@ -89,10 +89,21 @@ def ctc_prefix_beam_search(
 def ctc_sequence_log_probs(log_probs: Tensor, sequences: list[list[int]], blank: int = BLANK_ID) -> Tensor:
     """Exact CTC log P(sequence | frames) of several sequences for one utterance.
 
-    log_probs (T, V) valid frames; returns (C,) float32 for the C sequences. Each sequence is
-    scored on only its own columns (blank + its distinct labels, re-indexed), so the lattice is
-    (T, 1 + distinct labels) rather than (T, V) per sequence; repeated labels keep one index, so
-    CTC's blank-between-repeats rule still applies.
+    log_probs (T, V) valid frames; returns (C,) float32 for the C sequences."""
+    owner = torch.zeros(len(sequences), dtype=torch.long, device=log_probs.device)
+    lengths = torch.tensor([log_probs.shape[0]], device=log_probs.device)
+    return batched_sequence_log_probs(log_probs[None], lengths, owner, sequences, blank)
+
+
+def batched_sequence_log_probs(
+    log_probs: Tensor, lengths: Tensor, owner: Tensor, sequences: list[list[int]], blank: int = BLANK_ID
+) -> Tensor:
+    """Exact CTC log P(sequence | frames) of C sequences, sequence c of utterance owner[c].
+
+    log_probs (N, T, V), lengths (N,) valid frames, owner (C,); returns (C,) float32 in one
+    F.ctc_loss call. Each sequence is scored on only its own columns (blank + its distinct
+    labels, re-indexed), so the lattice is (T, 1 + distinct labels) rather than (T, V) per
+    sequence; repeated labels keep one index, so CTC's blank-between-repeats rule still applies.
     """
     width = 1 + max((len(set(s)) for s in sequences), default=0)
     columns = torch.full((len(sequences), width), blank, dtype=torch.long)  # (C, W)
@@ -103,14 +114,14 @@ def ctc_sequence_log_probs(log_probs: Tensor, sequences: list[list[int]], blank:
         columns[c, 1 : 1 + len(distinct)] = torch.tensor(distinct, dtype=torch.long)
         index = {label: i + 1 for i, label in enumerate(distinct)}
         targets[c, : len(sequence)] = torch.tensor([index[t] for t in sequence], dtype=torch.long)
-    frames = log_probs.float()
-    reduced = frames[:, columns.to(frames.device)]  # (T, C, W): unused columns repeat blank
-    time = frames.shape[0]
+    frames = log_probs.float().transpose(0, 1)  # (T, N, V)
+    device = frames.device
+    reduced = frames[:, owner[:, None], columns.to(device)]  # (T, C, W): unused columns repeat blank
     loss = F.ctc_loss(
         reduced,
-        targets.to(frames.device),
-        torch.full((len(sequences),), time, dtype=torch.long),
-        torch.tensor([len(s) for s in sequences], dtype=torch.long),
+        targets.to(device),
+        lengths.index_select(0, owner),
+        torch.tensor([len(s) for s in sequences], dtype=torch.long, device=device),
         blank=0,
         reduction="none",
         zero_infinity=False,

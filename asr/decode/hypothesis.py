@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asr.nn.masks import NEG_INF
+
 
 @dataclass(frozen=True)
 class Hypothesis:
@@ -28,4 +30,4 @@ class Hypothesis:
 
 def empty_hypothesis() -> Hypothesis:
     """What an utterance with no encoder frames (or no surviving hypothesis) decodes to."""
-    return Hypothesis(tokens=[], score=float("-inf"))
+    return Hypothesis(tokens=[], score=NEG_INF)

@@ -3,6 +3,7 @@
     out_dir/
       hyp.txt        id<TAB>text, in manifest order (what ``asr wer`` reads)
       scores.jsonl   one object per utterance: id, text, tokens, score, attention, ctc
+      nbest.jsonl    with nbest > 1: id and the n best hypotheses (text, tokens, scores), best first
       timing.json    audio seconds, decode seconds, real-time factor, method and options
       wer.json, alignments.txt   (asr.metrics) when the manifest has reference text
       rejected.tsv   id<TAB>reason of each utterance whose audio could not be used (if any)
@@ -40,11 +41,13 @@ from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.model import ASRModel
 from asr.progress import counting_progress
+from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
 from asr.text.tokenizer import Tokenizer
 
 REJECTED_NAME = "rejected.tsv"
 HYP_NAME = "hyp.txt"
 SCORES_NAME = "scores.jsonl"
+NBEST_NAME = "nbest.jsonl"
 TIMING_NAME = "timing.json"
 
 
@@ -112,6 +115,7 @@ class _Run:
     rejected: list[tuple[str, str]]  # (id, why), in manifest order
     samples: int
     seconds: float
+    nbest: list[list[Hypothesis]]  # per manifest index, the n best (empty when rejected)
 
 
 def decode_manifest(
@@ -123,6 +127,8 @@ def decode_manifest(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     num_workers: int = 0,
+    nbest: int = 1,
+    normalizer: str | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
@@ -130,7 +136,10 @@ def decode_manifest(
     ``num_workers`` DataLoader processes read audio while the model decodes. An utterance whose
     audio cannot be used is listed in ``rejected.tsv`` (and in the summary); the others are decoded.
     ``out_dir`` is replaced as a whole once everything is written, never mixed with older files.
+    ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER
+    report (default: the tokenizer's, ``librispeech`` unless it was trained with another).
     """
+    _check_outputs(nbest, normalizer)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     utterances = read_manifest(manifest)
@@ -143,7 +152,7 @@ def decode_manifest(
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
-    run = _decode_all(model, loader, utterances, options, device, console)
+    run = _decode_all(model, loader, utterances, options, device, console, nbest)
     audio_seconds = run.samples / rate
     rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
     console.print(
@@ -156,7 +165,10 @@ def decode_manifest(
         files.write_json(tmp / TIMING_NAME, timing)
         if run.rejected:
             files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
-        wer = _score(utterances, texts, tmp, console)
+        if nbest > 1:
+            _write_nbest(utterances, run.nbest, tokenizer, tmp / NBEST_NAME)
+        normalizer = normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
+        wer = _score(utterances, texts, tmp, console, normalizer)
     return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, Path(out_dir), run.rejected)
 
 
@@ -173,10 +185,12 @@ def _check_output_dir(out_dir: Path) -> None:
 
 def _decode_all(
     model: ASRModel, loader: torch.utils.data.DataLoader, utterances: list[Utterance],
-    options: DecodeOptions, device: str | torch.device, console: Console,
+    options: DecodeOptions, device: str | torch.device, console: Console, nbest: int = 1,
 ) -> _Run:
-    """Decode every batch of ``loader``; results and rejections by manifest index."""
+    """Decode every batch of ``loader``; results (and the ``nbest`` best) and rejections by
+    manifest index."""
     results: list[Hypothesis | None] = [None] * len(utterances)
+    alternatives: list[list[Hypothesis]] = [[] for _ in utterances]
     rejected: dict[int, str] = {}
     samples = 0
     progress = counting_progress(console, _UtterancesPerSecond(), TimeElapsedColumn())
@@ -188,12 +202,12 @@ def _decode_all(
             if batch.waves is not None:
                 waves, lengths = batch.waves.to(device), batch.lengths.to(device)
                 check_decode_memory(model.config, model.vocab_size, options, len(batch.indices), waves.shape[1], device)
-                for index, nbest in zip(batch.indices, decode_batch(model, waves, lengths, options)):
-                    results[index] = nbest[0]
+                for index, found in zip(batch.indices, decode_batch(model, waves, lengths, options)):
+                    results[index], alternatives[index] = found[0], found[:nbest]
                 samples += int(batch.lengths.sum())
             progress.advance(task, len(batch.indices) + len(batch.rejected))
     seconds = time.perf_counter() - start
-    return _Run(results, [(utterances[i].id, rejected[i]) for i in sorted(rejected)], samples, seconds)
+    return _Run(results, [(utterances[i].id, rejected[i]) for i in sorted(rejected)], samples, seconds, alternatives)
 
 
 def _timing(
@@ -216,12 +230,22 @@ def _timing(
     }
 
 
-def _score(utterances: list[Utterance], texts: dict[str, str], out_dir: Path, console: Console) -> float | None:
+def _check_outputs(nbest: int, normalizer: str | None) -> None:
+    """Bad output options fail before decoding, not after."""
+    if nbest < 1:
+        raise ValueError(f"--nbest must be at least 1, got {nbest}")
+    if normalizer is not None:
+        get_normalizer(normalizer)
+
+
+def _score(
+    utterances: list[Utterance], texts: dict[str, str], out_dir: Path, console: Console, normalizer: str = DEFAULT_NORMALIZER
+) -> float | None:
     """Write and print the WER report when the manifest has references; rejected utterances
     have no hypothesis and count as deletions (the report lists them as missing)."""
     if not any(utt.text for utt in utterances):
         return None
-    report = score(Transcripts.from_utterances(utterances), Transcripts(texts))
+    report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer=normalizer)
     write_report(report, out_dir)
     print_report(report, console)
     return report.wer
@@ -252,6 +276,23 @@ def _write_hypotheses(
     files.write_lines(out_dir / HYP_NAME, hyp_lines)
     files.write_lines(out_dir / SCORES_NAME, score_lines)
     return texts
+
+
+def _write_nbest(
+    utterances: list[Utterance], results: list[list[Hypothesis]], tokenizer: Tokenizer, path: Path
+) -> None:
+    """One line per decoded utterance: its id and n-best list (rejected utterances left out)."""
+    lines = []
+    for utt, found in zip(utterances, results):
+        if not found:
+            continue
+        entries = [
+            {"text": " ".join(tokenizer.decode(h.tokens).split()), "tokens": h.tokens, "score": _finite(h.score),
+             "attention": _finite(h.attention), "ctc": _finite(h.ctc)}
+            for h in found
+        ]  # fmt: skip
+        lines.append(json.dumps({"id": utt.id, "nbest": entries}, ensure_ascii=False, allow_nan=False))
+    files.write_lines(path, lines)
 
 
 def _finite(value: float | None) -> float | None:

@@ -91,7 +91,8 @@ def format_report_text(report: WerReport) -> str:
 
 def _summary_line(report: WerReport) -> str:
     w = report.words
-    return (
+    lead = f"primary metric CER {100 * report.cer:.2f}%  " if report.primary == "cer" else ""
+    return lead + (
         f"WER {100 * report.wer:.2f}% (S={w.substitutions} D={w.deletions} I={w.insertions}"
         f" / {w.reference_length} words)  CER {100 * report.cer:.2f}%"
         f"  SER {100 * report.ser:.2f}%  utterances {report.num_utterances}"
@@ -119,6 +120,11 @@ def _warnings(report: WerReport) -> list[str]:
             f"{len(report.extra)} hypothesis id(s) have no reference and were not scored: "
             f"{_id_list(report.extra)}"
         )
+    if report.emptied:
+        warnings.append(
+            f"{len(report.emptied)} transcript(s) became empty under the {report.normalizer!r} "
+            f"normalizer (text in another script?); try --normalizer unicode: {_id_list(report.emptied)}"
+        )
     return warnings
 
 
@@ -128,13 +134,16 @@ def _id_list(ids: Sequence[str]) -> str:
 
 
 def _summary_table(report: WerReport) -> Table:
-    table = Table(title="Word error rate")
-    for name in ("WER %", "CER %", "SER %", "Sub", "Del", "Ins", "Utts", "Words"):
+    cer_first = report.primary == "cer"
+    table = Table(title="Character error rate" if cer_first else "Word error rate")
+    rates = ("CER %", "WER %") if cer_first else ("WER %", "CER %")
+    for name in (*rates, "SER %", "Sub", "Del", "Ins", "Utts", "Words"):
         table.add_column(name, justify="right")
     w = report.words
+    first, second = (report.cer, report.wer) if cer_first else (report.wer, report.cer)
     table.add_row(
-        f"{100 * report.wer:.2f}",
-        f"{100 * report.cer:.2f}",
+        f"{100 * first:.2f}",
+        f"{100 * second:.2f}",
         f"{100 * report.ser:.2f}",
         str(w.substitutions),
         str(w.deletions),

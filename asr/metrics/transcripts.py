@@ -49,7 +49,8 @@ def librispeech_speaker(utterance_id: str) -> str | None:
 
 
 def load_transcripts(path: str | Path) -> Transcripts:
-    """Read transcripts from an ``id<TAB>text`` file or a JSONL manifest.
+    """Read transcripts from an ``id<TAB>text`` file, a Kaldi ``text`` file (``id text``,
+    split at the first space; a file with no tab at all is read so) or a JSONL manifest.
 
     A manifest is recognised by a ``.jsonl``/``.json`` suffix or by a first
     non-blank line that starts with ``{``; its ``speaker`` field is kept. In a
@@ -88,10 +89,12 @@ def _load_tsv(path: Path) -> Transcripts:
     texts: dict[str, str] = {}
     speakers: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for number, line in enumerate(files.read_text_lines(path), start=1):
+    lines = files.read_text_lines(path)
+    kaldi = not any("\t" in line for line in lines)  # no tab anywhere: Kaldi's "id text"
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        utt_id, text = _split_line(line, path, number)
+        utt_id, text = _split_line(line, path, number, kaldi)
         if utt_id in texts:
             raise TranscriptError(
                 f"{path}:{number}: duplicate id {utt_id!r} (first at line {first_line[utt_id]})"
@@ -104,11 +107,15 @@ def _load_tsv(path: Path) -> Transcripts:
     return Transcripts(texts, speakers)
 
 
-def _split_line(line: str, path: Path, number: int) -> tuple[str, str]:
+def _split_line(line: str, path: Path, number: int, kaldi: bool) -> tuple[str, str]:
+    """``id<TAB>text``, or in a Kaldi file ``id text`` (the id ends at the first space)."""
+    if kaldi:
+        utt_id, _, text = line.strip().partition(" ")
+        return utt_id, text.strip()
     utt_id, tab, text = line.partition("\t")
     utt_id = utt_id.strip()
-    # A space-separated (Kaldi-style) line would otherwise become one long id and
-    # silently score as a missing hypothesis, so it is an error, not a guess.
+    # An id with spaces before the tab would become one long id and silently score as a
+    # missing hypothesis, so it is an error, not a guess.
     if not utt_id or any(c.isspace() for c in utt_id):
         shown = line if len(line) <= 60 else line[:57] + "..."
         raise TranscriptError(f"{path}:{number}: expected 'id<TAB>text', got {shown!r}")

@@ -14,6 +14,12 @@ Conventions:
   0. That is jiwer's own convention for an empty reference (WER = number of
   insertions), so corpus totals equal ``jiwer.wer`` / ``jiwer.cer`` exactly, and
   an empty reference with a non-empty hypothesis is insertions, never a crash.
+* Texts are normalised by a named normaliser (:mod:`asr.text.normalize`; ``librispeech`` by
+  default). A transcript that the normaliser empties (Chinese under the English rule, say)
+  would score as all deletions or a perfect empty match; its id is listed in
+  ``WerReport.emptied`` and the report warns.
+* ``primary`` names the headline metric: ``wer``, or ``cer`` for scripts written without
+  spaces, where a "word" is a whole phrase.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from jiwer import AlignmentChunk
 
 from asr.metrics.alignment import DELETION, INSERTION, SUBSTITUTION, AlignedWord, align_words
 from asr.metrics.transcripts import Transcripts
-from asr.text.normalize import normalize_text
+from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer, normalize_none
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,9 @@ class WerReport:
     insertions: list[tuple[str, int]] = field(default_factory=list)  # (hyp word, count)
     missing: list[str] = field(default_factory=list)  # ids with a reference but no hypothesis
     extra: list[str] = field(default_factory=list)  # ids with a hypothesis but no reference
+    emptied: list[str] = field(default_factory=list)  # ids whose text normalisation emptied
+    normalizer: str = DEFAULT_NORMALIZER
+    primary: str = "wer"  # the headline metric: "wer" or "cer"
 
     @property
     def num_utterances(self) -> int:
@@ -144,9 +153,15 @@ class WerReport:
         """Sentence error rate: the fraction of utterances with any word error."""
         return self.sentence_errors / max(self.num_utterances, 1)
 
+    @property
+    def primary_rate(self) -> float:
+        return self.cer if self.primary == "cer" else self.wer
+
     def to_json(self) -> dict[str, Any]:
         """Plain dicts and lists (``json.dumps`` ready), per-utterance results included."""
         return {
+            "primary": self.primary,
+            "normalizer": self.normalizer,
             "wer": self.wer,
             "cer": self.cer,
             "ser": self.ser,
@@ -160,46 +175,40 @@ class WerReport:
             "insertions": [{"word": w, "count": n} for w, n in self.insertions],
             "missing": list(self.missing),
             "extra": list(self.extra),
+            "emptied": list(self.emptied),
             "utterances": [u.to_json() for u in self.utterances],
         }
 
 
-def score(refs: Transcripts, hyps: Transcripts, *, normalize: bool = True) -> WerReport:
+def score(
+    refs: Transcripts,
+    hyps: Transcripts,
+    *,
+    normalize: bool = True,
+    normalizer: str = DEFAULT_NORMALIZER,
+    primary: str = "wer",
+) -> WerReport:
     """Score every reference utterance against its hypothesis.
 
-    Texts pass through :func:`asr.text.normalize.normalize_text` first unless
-    ``normalize`` is False. Utterances keep the order of ``refs``; a speaker comes
-    from ``refs.speakers``, else ``hyps.speakers``. See the module docstring for
-    how missing and extra hypotheses count.
+    Texts pass through the normaliser named ``normalizer`` first (only whitespace is
+    tidied when ``normalize`` is False). Utterances keep the order of ``refs``; a
+    speaker comes from ``refs.speakers``, else ``hyps.speakers``. See the module
+    docstring for how missing, extra and emptied transcripts count.
     """
+    if primary not in ("wer", "cer"):
+        raise ValueError(f"primary metric {primary!r} is not one of wer, cer")
     ids = list(refs.texts)
     missing = [i for i in ids if i not in hyps.texts]
     extra = [i for i in hyps.texts if i not in refs.texts]
-    clean = normalize_text if normalize else _strip
+    clean = get_normalizer(normalizer) if normalize else normalize_none
     ref_texts = [clean(refs.texts[i]) for i in ids]
     hyp_texts = [clean(hyps.texts.get(i, "")) for i in ids]
+    emptied = [
+        i for i, r, h in zip(ids, ref_texts, hyp_texts)
+        if (refs.texts[i].strip() and not r) or (hyps.texts.get(i, "").strip() and not h)
+    ]  # fmt: skip
 
-    utterances = []
-    if ids:  # jiwer needs at least one pair
-        words = jiwer.process_words(ref_texts, hyp_texts)
-        chars = jiwer.process_characters(ref_texts, hyp_texts)
-        missing_set = set(missing)
-        for k, utt_id in enumerate(ids):
-            utterances.append(
-                UtteranceScore(
-                    id=utt_id,
-                    speaker=refs.speakers.get(utt_id) or hyps.speakers.get(utt_id),
-                    ref=ref_texts[k],
-                    hyp=hyp_texts[k],
-                    words=_count(words.alignments[k]),
-                    chars=_count(chars.alignments[k]),
-                    alignment=align_words(
-                        words.references[k], words.hypotheses[k], words.alignments[k]
-                    ),
-                    missing=utt_id in missing_set,
-                )
-            )
-
+    utterances = _score_utterances(ids, ref_texts, hyp_texts, refs, hyps, set(missing))
     substitutions, deletions, insertions = _confusions(utterances)
     return WerReport(
         words=sum((u.words for u in utterances), ErrorCounts()),
@@ -212,11 +221,33 @@ def score(refs: Transcripts, hyps: Transcripts, *, normalize: bool = True) -> We
         insertions=insertions,
         missing=missing,
         extra=extra,
+        emptied=emptied,
+        normalizer=normalizer if normalize else "none",
+        primary=primary,
     )
 
 
-def _strip(text: str) -> str:
-    return " ".join(text.split())
+def _score_utterances(
+    ids: list[str], ref_texts: list[str], hyp_texts: list[str], refs: Transcripts, hyps: Transcripts, missing: set[str]
+) -> list[UtteranceScore]:
+    """Align every normalised (ref, hyp) pair by words and by characters."""
+    if not ids:  # jiwer needs at least one pair
+        return []
+    words = jiwer.process_words(ref_texts, hyp_texts)
+    chars = jiwer.process_characters(ref_texts, hyp_texts)
+    return [
+        UtteranceScore(
+            id=utt_id,
+            speaker=refs.speakers.get(utt_id) or hyps.speakers.get(utt_id),
+            ref=ref_texts[k],
+            hyp=hyp_texts[k],
+            words=_count(words.alignments[k]),
+            chars=_count(chars.alignments[k]),
+            alignment=align_words(words.references[k], words.hypotheses[k], words.alignments[k]),
+            missing=utt_id in missing,
+        )
+        for k, utt_id in enumerate(ids)
+    ]
 
 
 def _count(chunks: Sequence[AlignmentChunk]) -> ErrorCounts:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from asr.nn.masks import NEG_INF
+
 KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
 
 
@@ -88,9 +90,9 @@ class MultiHeadAttention(nn.Module):
         if causal:
             q_time, k_time = scores.shape[-2:]
             allowed = torch.ones(q_time, k_time, dtype=torch.bool, device=q.device).tril(k_time - q_time)
-            scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = scores.masked_fill(~allowed, NEG_INF)
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(~mask, NEG_INF)
         return scores.softmax(dim=-1)
 
 
@@ -101,12 +103,15 @@ class FeedForward(nn.Sequential):
         )
 
 
-def sinusoidal_positions(length: int, d_model: int, offset: int = 0) -> Tensor:
-    """Positional encodings (length, d_model) for positions offset .. offset+length-1
-    (Vaswani et al., 2017, section 3.5)."""
-    position = torch.arange(offset, offset + length, dtype=torch.float32).unsqueeze(1)
-    rate = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(length, d_model)
+def sinusoidal_positions(
+    length: int, d_model: int, offset: int = 0, device: torch.device | None = None
+) -> Tensor:
+    """Positional encodings (length, d_model) float32 for positions offset .. offset+length-1
+    (Vaswani et al., 2017, section 3.5), made on ``device`` (no copy from the host per step)."""
+    position = torch.arange(offset, offset + length, dtype=torch.float32, device=device).unsqueeze(1)
+    rate = torch.arange(0, d_model, 2, dtype=torch.float32, device=device)
+    rate = torch.exp(rate * (-math.log(10000.0) / d_model))
+    table = torch.zeros(length, d_model, device=device)
     table[:, 0::2] = torch.sin(position * rate)
     table[:, 1::2] = torch.cos(position * rate)
     return table

@@ -99,6 +99,7 @@ class DecoderBlock(nn.Module):
         need_weights: bool = False,
         cache: DecoderCache | None = None,
         layer: int = 0,
+        group: int = 1,
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, U, D) -> (B, U, D) and the cross-attention weights if asked.
 
@@ -107,7 +108,6 @@ class DecoderBlock(nn.Module):
         position attends to every earlier one (no mask needed)."""
         h = self.self_norm(x)
         k, v = self.self_attn.project_kv(h)  # (B, H, U, Dh) each
-        group = 1
         if cache is not None:
             k, v = cache.write(layer, k, v)
             group = cache.group
@@ -137,22 +137,26 @@ class Decoder(nn.Module):
         self.output = nn.Linear(config.d_model, vocab_size)
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
-        positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset).to(self.embed.weight)
+        weight = self.embed.weight
+        positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset, weight.device).to(weight.dtype)
         return self.dropout(self.embed(tokens) * math.sqrt(self.d_model) + positions)
 
     def forward(
-        self, tokens: Tensor, memory: Tensor, memory_lengths: Tensor, need_weights: bool = False
+        self, tokens: Tensor, memory: Tensor, memory_lengths: Tensor, need_weights: bool = False, group: int = 1
     ) -> tuple[Tensor, list[Tensor] | None]:
-        """Teacher-forced scores. tokens (B, U) starting with <sos>; memory (B, T, D).
+        """Teacher-forced scores. tokens (N*G, U) starting with <sos>, G = ``group`` sequences
+        per utterance (utterance-major); memory (N, T, D), projected once for all G.
 
-        Returns logits (B, U, V) and, if asked, each block's cross-attention weights (B, H, U, T).
-        Padding after a sequence's end needs no mask: causal attention never looks ahead.
+        Returns logits (N*G, U, V) and, if asked, each block's cross-attention weights
+        (N*G, H, U, T). Padding after a sequence's end needs no mask: causal attention never
+        looks ahead.
         """
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
         x = self._embed(tokens, 0)
         all_weights = []
         for block in self.blocks:
-            x, weights = block(x, block.cross_attn.project_kv(memory), memory_mask, need_weights)
+            kv = block.cross_attn.project_kv(memory)
+            x, weights = block(x, kv, memory_mask, need_weights, group=group)
             all_weights.append(weights)
         return self.output(self.norm(x)), all_weights if need_weights else None
 

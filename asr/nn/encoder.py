@@ -40,7 +40,7 @@ class Encoder(nn.Module):
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, F) normalised features -> (B, T', D) encoder output and (B,) lengths T'."""
         x, lengths = self.subsampling(feats, lengths)
-        positions = sinusoidal_positions(x.shape[1], self.d_model).to(x.device, x.dtype)
+        positions = sinusoidal_positions(x.shape[1], self.d_model, device=x.device).to(x.dtype)
         # No sqrt(d_model) scaling here (unlike ESPnet): scaled-up frames drown the positional
         # encodings, and the decoder's cross-attention then finds positions slowly (on connected
         # digits, where words repeat, token accuracy after 1,000 updates rose from 0.39 to 0.54).

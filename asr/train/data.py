@@ -55,6 +55,11 @@ def group_updates(batches: Iterable[Batch], accum_steps: int) -> Iterator[list[B
 
 
 class TrainData:
+    """This rank's training batches, epoch by epoch, from (seed, epoch) alone: ``updates`` yields
+    the rest of an epoch as the micro-batch groups of successive updates, so a resumed run gets
+    the very batches the interrupted one would have had. (Where a schedule changes the number of
+    micro-batches per update, ``updates`` is the one place to change.)"""
+
     def __init__(
         self, config: ExperimentConfig, tokenizer: Tokenizer, ctx: DistContext, console: Console,
         rejected: Path | None = None,

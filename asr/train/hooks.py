@@ -8,6 +8,7 @@ restored, so it consumes nothing that training draws on.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -62,6 +63,12 @@ class TrainHooks:
         self.dev = dev_utterances(config, exp_dir / layout.DEV_REJECTED, console if ctx.is_main else None)
         self.progress = TrainProgress(console, enabled=ctx.is_main)
         self._window, self._window_start = StepResult(), time.perf_counter()
+        self._saved: dict | None = None  # the position last.pt was last written at
+
+    def resume(self, checkpoint: dict) -> None:
+        """Continue the log window of the interrupted run (its sums since the last log line)."""
+        if "log_window" in checkpoint:
+            self._window = StepResult(**checkpoint["log_window"])
 
     # ------------------------------------------------------------------ called by the loop
 
@@ -96,8 +103,12 @@ class TrainHooks:
     # ------------------------------------------------------------------ the parts
 
     def save_last(self, state: TrainState) -> None:
-        if self.ctx.is_main:  # with the log's length, so that a resume can cut the log back to it
-            save_checkpoint({**state.to_checkpoint(), "log_records": self.log.count}, self.last_path)
+        if vars(state.position) == self._saved:
+            return  # nothing happened since the last save (e.g. the end right after an epoch)
+        if self.ctx.is_main:  # with the log's length and window, so that a resume logs the same
+            extra = {"log_records": self.log.count, "log_window": dataclasses.asdict(self._window)}
+            save_checkpoint({**state.to_checkpoint(), **extra}, self.last_path)
+        self._saved = vars(state.position).copy()
         barrier(self.ctx)
 
     def validate(self, state: TrainState) -> dict | None:

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 from asr import files
 
@@ -26,9 +27,10 @@ def _line(record: dict) -> str:
 
 
 class ExperimentLog:
-    def __init__(self, path: str | Path, enabled: bool = True):
+    def __init__(self, path: str | Path, enabled: bool = True, mirror: Callable[[dict], None] | None = None):
         self.path = Path(path)
         self.enabled = enabled  # only rank 0 writes
+        self.mirror = mirror  # also sent every record (asr.tensorboard)
         self.count = len(self.records()) if enabled else 0  # complete records in the file
 
     def write(self, record: dict) -> None:
@@ -36,6 +38,8 @@ class ExperimentLog:
             return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(_line(record) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
         self.count += 1
 
     def records(self) -> list[dict]:

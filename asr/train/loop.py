@@ -23,6 +23,7 @@ from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.screen import usable_utterances
+from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
@@ -128,7 +129,7 @@ def _train(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: C
 def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Session:
     """Set up (or resume) the experiment in ``exp_dir``: files, model, optimizer, data, hooks."""
     precision = resolve_precision(config.train.precision, ctx.device)
-    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main)
+    log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
@@ -144,7 +145,18 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
+    if resume is not None:
+        hooks.resume(resume)
     return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
+
+
+def _tensorboard(config: ExperimentConfig, exp_dir: Path, ctx: DistContext):
+    """The optional TensorBoard writer beside log.jsonl (train.tensorboard: true, rank 0)."""
+    if not (config.train.tensorboard and ctx.is_main):
+        return None
+    from asr.tensorboard import TensorBoardMirror
+
+    return TensorBoardMirror(exp_dir)
 
 
 def _last_path(exp_dir: Path) -> Path:
@@ -207,6 +219,8 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
                 console=console,
             )
             save_cmvn(exp_dir / layout.CMVN, mean, var)
+        if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
+            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
     barrier(ctx)
     return Tokenizer(exp_dir / layout.TOKENIZER)
 

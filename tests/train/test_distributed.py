@@ -11,7 +11,7 @@ import torch
 from asr.config import load_config
 from asr.model import ASRModel
 
-from train_kit import toy_overrides
+from toy import toy_overrides
 
 HERE = Path(__file__).parent
 
@@ -31,6 +31,7 @@ def test_two_ranks_keep_identical_parameters(toy_corpus, tmp_path):
     rank1 = torch.load(out / "rank1.pt", weights_only=True)
     last = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=True)
     assert last["position"]["step"] == 5
+    assert (tmp_path / "exp" / ".lock").read_text() == ""  # rank 0 held it for both, and let go
     # The model as initialised (same seed) before any step: training must have moved it.
     config = load_config("configs/tiny.yaml", overrides)
     torch.manual_seed(config.train.seed)

@@ -12,7 +12,7 @@ from asr import experiment
 from asr.config import load_config
 from asr.train import precision
 from asr.train.loop import train
-from train_kit import toy_overrides
+from toy import toy_overrides
 
 
 def test_native_bf16_is_read_from_the_capability_or_the_cpu_flags(tmp_path):

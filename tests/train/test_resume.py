@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from train_kit import toy_overrides
+from toy import toy_overrides
 
 STEPS = 14
 

@@ -14,7 +14,7 @@ from asr.model import ASRModel
 from asr.train.optim import build_optimizer
 from asr.train.state import build_train_state
 from asr.train.step import train_step
-from train_kit import TINY_MODEL
+from toy import TINY_MODEL
 
 VOCAB = 30
 

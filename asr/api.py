@@ -1,0 +1,148 @@
+"""The Python API: load a trained experiment once, then transcribe audio from files or memory::
+
+    import asr
+    recognizer = asr.load("exp/100h")               # or exp/100h/checkpoints/step-00012000.pt
+    result = recognizer.transcribe("talk.flac", nbest=3)
+    result.text, result.confidence, result.words[0], result.nbest[1].score
+
+(The README's example of the same runs as a doctest in the test suite.)
+
+Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the decoding
+options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest`` and
+``timestamps``. Results are :class:`asr.transcribe.Transcription` objects.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from asr.audio import load_audio
+from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.options import DecodeOptions
+from asr.experiment import CHECKPOINTS, load_for_inference
+from asr.transcribe import Transcription, segment_limit, transcribe_waves
+from asr.vad import speech_frames
+
+Audio = Union[str, Path, np.ndarray, Tensor]
+
+# The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
+DEFAULTS: dict[str, Any] = {
+    "method": "joint_beam",
+    "beam": 10,
+    "ctc_weight": 0.3,
+    "length_bonus": 0.0,
+    "length_norm": None,  # None: on, unless a length_bonus is given (the two are exclusive)
+    "max_length_ratio": 1.0,
+    "batch_size": 8,
+    "segment_seconds": None,  # None: the longest training utterance of the experiment
+    "nbest": 1,
+    "timestamps": True,
+    "vad": True,
+}
+_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "vad")
+
+
+class OptionError(ValueError):
+    """An option name the API does not know."""
+
+
+def decode_options(**options: Any) -> tuple[DecodeOptions, dict[str, Any]]:
+    """CLI-style options -> (DecodeOptions, the pipeline options); unknown names are an error."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(DEFAULTS)}")
+    merged = {**DEFAULTS, **options}
+    if merged["length_norm"] is None:
+        merged["length_norm"] = merged["length_bonus"] == 0.0
+    pipeline = {name: merged.pop(name) for name in _PIPELINE_OPTIONS}
+    return DecodeOptions(**merged), pipeline
+
+
+class Recognizer:
+    """A model, its tokenizer and config, on one device, ready to transcribe."""
+
+    def __init__(self, exp_dir: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"):
+        self.exp_dir = Path(exp_dir)
+        self.device = torch.device(device)
+        self.model, self.tokenizer, self.config = load_for_inference(self.exp_dir, checkpoint, self.device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.features.sample_rate
+
+    def transcribe(self, audio: Audio, sample_rate: int | None = None, **options: Any) -> Transcription:
+        """One recording: a file path, or a (samples,) / (channels, samples) array or tensor at
+        ``sample_rate`` (default: the model's). See the module docstring for ``options``."""
+        return self.decode_batch([audio], sample_rate, **options)[0]
+
+    def decode_batch(self, audios: list[Audio], sample_rate: int | None = None, **options: Any) -> list[Transcription]:
+        """Several recordings at once: their segments share decoding batches (``batch_size``)."""
+        decode, pipeline = decode_options(**options)
+        pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+        waves = [self.load_wave(audio, sample_rate) for audio in audios]
+        names = [_name(audio) for audio in audios]
+        return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
+
+    @torch.inference_mode()
+    def align(self, audio: Audio, text: str, sample_rate: int | None = None) -> list[Word]:
+        """Word times of a known transcript ``text`` in ``audio`` (CTC forced alignment).
+        Empty when the text has more tokens than the audio has encoder frames."""
+        wave = self.load_wave(audio, sample_rate).to(self.device)
+        tokens = self.tokenizer.encode(text)
+        encoded, lengths = self.model.encode(wave[None], torch.tensor([wave.numel()], device=self.device))
+        log_probs = self.model.ctc_log_probs(encoded)[0, : int(lengths[0])]  # (T', V)
+        spans = align_tokens(log_probs, tokens)
+        pieces = self.tokenizer.pieces(tokens) if spans else []
+        words = words_from_spans(spans, pieces, self.tokenizer.decode, FrameClock.of(self.model))
+        return snap_to_speech(words, speech_frames(wave.cpu(), self.sample_rate))
+
+    def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
+        """Any accepted audio -> (S,) float32 at the model's rate, on the CPU."""
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio, self.sample_rate)[0]
+        return to_mono(audio, sample_rate or self.sample_rate, self.sample_rate)
+
+
+def to_mono(audio: np.ndarray | Tensor, rate: int, target_rate: int) -> Tensor:
+    """(S,), (C, S) or (S, C) audio -> (S,) float32 at ``target_rate``; channels are averaged,
+    the shorter axis being the channels."""
+    import torchaudio.functional as AF
+
+    wave = torch.as_tensor(np.asarray(audio) if isinstance(audio, np.ndarray) else audio).detach().cpu().float()
+    if wave.dim() == 2:
+        wave = wave.mean(dim=0 if wave.shape[0] <= wave.shape[1] else 1)
+    if wave.dim() != 1:
+        raise AudioShapeError(f"audio must be (samples,) or (channels, samples), got shape {tuple(wave.shape)}")
+    if rate != target_rate and wave.numel() > 0:
+        wave = AF.resample(wave, rate, target_rate)
+    return wave
+
+
+class AudioShapeError(ValueError):
+    """An in-memory audio array of a shape that is not one recording."""
+
+
+def _name(audio: Audio) -> str:
+    if isinstance(audio, (str, Path)):
+        return str(audio)
+    return "<tensor>" if isinstance(audio, Tensor) else "<array>"
+
+
+def load(path: str | Path, device: str | torch.device = "cpu", checkpoint: str | Path | None = None) -> Recognizer:
+    """An experiment directory (decoded with averaged.pt, else last.pt, as the CLI does), or a
+    checkpoint file inside one (``exp/checkpoints/step-00001000.pt``)."""
+    path = Path(path)
+    if path.is_file():
+        exp_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+        return Recognizer(exp_dir, path, device)
+    if not path.exists():
+        raise FileNotFoundError(f"no experiment or checkpoint at {path}")
+    return Recognizer(path, checkpoint, device)
