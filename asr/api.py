@@ -33,7 +33,7 @@ Audio = Union[str, Path, np.ndarray, Tensor]
 
 # The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
 DEFAULTS: dict[str, Any] = {
-    "method": "joint_beam",
+    "method": None,  # None: joint_beam, or attention_beam for a model without a CTC head (Whisper)
     "beam": 10,
     "ctc_weight": 0.3,
     "length_bonus": 0.0,
@@ -52,12 +52,15 @@ class OptionError(ValueError):
     """An option name the API does not know."""
 
 
-def decode_options(**options: Any) -> tuple[DecodeOptions, dict[str, Any]]:
-    """CLI-style options -> (DecodeOptions, the pipeline options); unknown names are an error."""
+def decode_options(has_ctc: bool = True, **options: Any) -> tuple[DecodeOptions, dict[str, Any]]:
+    """CLI-style options -> (DecodeOptions, the pipeline options); unknown names are an error.
+    ``has_ctc`` picks the default method, as the CLI does from the experiment."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(DEFAULTS)}")
     merged = {**DEFAULTS, **options}
+    if merged["method"] is None:
+        merged["method"] = "joint_beam" if has_ctc else "attention_beam"
     if merged["length_norm"] is None:
         merged["length_norm"] = merged["length_bonus"] == 0.0
     pipeline = {name: merged.pop(name) for name in _PIPELINE_OPTIONS}
@@ -83,7 +86,7 @@ class Recognizer:
 
     def decode_batch(self, audios: list[Audio], sample_rate: int | None = None, **options: Any) -> list[Transcription]:
         """Several recordings at once: their segments share decoding batches (``batch_size``)."""
-        decode, pipeline = decode_options(**options)
+        decode, pipeline = decode_options(self.model.ctc is not None, **options)
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)

@@ -64,6 +64,7 @@ class Conv1dStem(nn.Module):
     """
 
     min_input_frames = 1
+    layers = [(3, 1), (3, 2)]  # (kernel, stride), as ConvSubsampling.layers: 2x in time
 
     def __init__(self, n_mels: int, d_model: int):
         super().__init__()

@@ -31,6 +31,7 @@ class WhisperLogMel(nn.Module):
         if config.sample_rate != 16000:
             raise ValueError(f"features.sample_rate: Whisper models take 16000 Hz, not {config.sample_rate}")
         self.sample_rate = config.sample_rate
+        self.n_fft, self.hop = N_FFT, HOP  # as LogMel's (frame clock of word times)
         self.n_mels = config.n_mels
         self.pad_samples = round(config.pad_seconds * config.sample_rate)
         self.pad_mode = config.pad_mode
