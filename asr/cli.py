@@ -380,12 +380,14 @@ def _default_method(exp: Path) -> str:
     """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
     import yaml
 
+    from asr.decode.options import default_method
+
     path = Path(exp) / "config.yaml"
     try:
         has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
     except (OSError, yaml.YAMLError, AttributeError):
         has_ctc = True  # loading the experiment reports what is wrong with it
-    return "joint_beam" if has_ctc else "attention_beam"
+    return default_method(has_ctc)
 
 
 def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int, lm_weight: float = 0.0):

@@ -27,6 +27,12 @@ MAX_BATCH_SIZE = 1024
 MAX_LENGTH_RATIO = 10.0
 
 
+def default_method(has_ctc_head: bool) -> Method:
+    """The method used when none is asked for: joint_beam, or attention_beam for a model without
+    a CTC head (imported Whisper models)."""
+    return "joint_beam" if has_ctc_head else "attention_beam"
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """How to turn encoder output into tokens.
