@@ -147,9 +147,10 @@ def test_resuming_with_a_different_model_is_refused(toy_corpus, tmp_path):
 
 def _other_tokenizer(corpus, directory):
     """A tokenizer with the same vocabulary size as the corpus's, but other pieces (BPE, not unigram)."""
+    from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import train_tokenizer
 
-    return train_tokenizer([corpus["manifest"]], directory / "tokenizer", vocab_size=40, model_type="bpe")
+    return train_tokenizer(manifest_texts([corpus["manifest"]]), directory / "tokenizer", vocab_size=40, model_type="bpe")
 
 
 def test_a_tokenizer_changed_after_a_failed_first_attempt_is_refused(toy_corpus, tmp_path):
