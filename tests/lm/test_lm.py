@@ -14,7 +14,6 @@ from asr.lm.data import text_sentences, token_batches
 from asr.lm.model import LMConfig, TransformerLM, next_token_log_probs
 from asr.lm.train import LMTrainOptions, load_lm, train_lm
 from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
-from asr.data.manifest import Utterance, manifest_texts, write_manifest
 
 QUIET = Console(quiet=True)
 SENTENCES = [
@@ -26,9 +25,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
-    utts = [Utterance(f"s-1-{i}", "x.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(SENTENCES * 3)]
-    write_manifest(utts, root / "m.jsonl")
-    train_tokenizer(manifest_texts([root / "m.jsonl"]), root / "tok", vocab_size=40)
+    train_tokenizer(SENTENCES * 3, root / "tok", vocab_size=40)
     return root / "tok"
 
 
