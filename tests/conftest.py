@@ -6,6 +6,12 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_ignore_collect(collection_path, config):
+    # --doctest-modules (for asr/ and README.md) would also import every test folder's
+    # conftest.py as a module named "conftest", and the second import clashes with the first.
+    return True if collection_path.name == "conftest.py" else None
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

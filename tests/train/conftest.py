@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from toy import make_toy_corpus
+from toy import TINY_MODEL, make_toy_corpus, toy_overrides  # noqa: F401
+
+# TINY_MODEL and toy_overrides stay importable from here: every test folder's conftest.py is
+# module "conftest", and a lazy `from conftest import TINY_MODEL` elsewhere (tests/reliability)
+# gets whichever folder's conftest was collected last.
 
 
 @pytest.fixture(scope="session")

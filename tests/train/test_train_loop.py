@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 
 from asr import experiment
-from asr.config import load_config
+from asr.config import ConfigError, load_config
 from asr.train.data import group_updates
 from asr.train.distributed import setup_distributed
 from asr.train.loop import TrainingError, prepare, run, train
