@@ -24,7 +24,7 @@ from rich.console import Console
 from asr import files
 from asr.lm.data import token_batches
 from asr.lm.model import LMConfig, TransformerLM
-from asr.text.tokenizer import Tokenizer
+from asr.text.tokenizer import Tokenizer, load_tokenizer
 from asr.train.optim import noam_factor
 
 LM_FILE = "lm.pt"
@@ -63,7 +63,7 @@ def train_lm(
     """Train on ``sentences()`` (called once per epoch: a fresh pass over the text) and write
     ``out_dir``. ``shape`` sets LMConfig fields other than the vocabulary size."""
     console = console or Console()
-    tokenizer = Tokenizer(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
     torch.manual_seed(options.seed)
     model = TransformerLM(LMConfig(vocab_size=tokenizer.vocab_size, **(shape or {}))).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.98))
@@ -109,4 +109,4 @@ def load_lm(lm_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Tra
     if not path.is_file():
         raise FileNotFoundError(f"no language model at {path} (train one with `asr lm train`)")
     state = torch.load(path, map_location=device, weights_only=True)
-    return lm_from_state(state).to(device).eval(), Tokenizer(Path(lm_dir) / TOKENIZER)
+    return lm_from_state(state).to(device).eval(), load_tokenizer(Path(lm_dir) / TOKENIZER)

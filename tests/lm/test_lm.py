@@ -13,7 +13,8 @@ from rich.console import Console
 from asr.lm.data import text_sentences, token_batches
 from asr.lm.model import LMConfig, TransformerLM, next_token_log_probs
 from asr.lm.train import LMTrainOptions, load_lm, train_lm
-from asr.text.tokenizer import SOS_EOS_ID, train_tokenizer
+from asr.data.manifest import manifest_texts
+from asr.text.tokenizer import SOS_EOS_ID, load_tokenizer, train_tokenizer
 from asr.data.manifest import Utterance, write_manifest
 
 QUIET = Console(quiet=True)
@@ -28,7 +29,7 @@ def tokenizer_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
     utts = [Utterance(f"s-1-{i}", "x.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(SENTENCES * 3)]
     write_manifest(utts, root / "m.jsonl")
-    train_tokenizer([root / "m.jsonl"], root / "tok", vocab_size=40)
+    train_tokenizer(manifest_texts([root / "m.jsonl"]), root / "tok", vocab_size=40)
     return root / "tok"
 
 
@@ -87,9 +88,9 @@ def test_training_lowers_perplexity_and_prefers_the_training_sentences(tokenizer
 
 
 def test_batches_hold_every_sentence_once_within_the_budget(tokenizer_dir):
-    from asr.text.tokenizer import Tokenizer
+    from asr.text.tokenizer import load_tokenizer
 
-    tokenizer = Tokenizer(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
     sentences = [f"{a} {b}" for a in SENTENCES for b in SENTENCES]  # 64 sentences
     seen = []
     for tokens, lengths in token_batches(iter(sentences), tokenizer, 120, random.Random(0), chunk=20):
