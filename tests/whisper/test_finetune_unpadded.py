@@ -68,8 +68,8 @@ def test_fine_tuned_unpadded_keeps_the_zero_shot_wer_without_padding(tiny_en_exp
     test_manifest = _manifest(test, tmp_path / "test.jsonl")
     (tmp_path / "ft.yaml").write_text(
         "features: {pad_seconds: 0.0}\nmodel: {label_smoothing: 0.1}\naugment: {spec_augment: false}\n"
-        "data: {max_batch_seconds: 20.0, num_workers: 0}\n"
-        "train: {epochs: 1, max_steps: 25, lr: 1.0e-4, warmup_steps: 10, freeze_encoder: 2, log_every: 5}\n"
+        "data: {max_batch_seconds: 8.0, num_workers: 0}\n"  # about 18 recordings, 13 updates an epoch
+        "train: {epochs: 10, max_steps: 40, lr: 1.0e-4, warmup_steps: 10, freeze_encoder: 2, log_every: 5}\n"
     )
     result = CliRunner().invoke(app, ["train", "--init", str(tiny_en_exp), "--config", str(tmp_path / "ft.yaml"),
                                       "--exp", str(tmp_path / "exp"), "--set", f"data.train_manifest={train_manifest}",
