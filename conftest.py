@@ -12,7 +12,7 @@ def _readme_namespace(request, doctest_namespace, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("readme")
     texts = ["HELLO WORLD", "GOOD MORNING", "THE CAT SAT ON THE MAT", "ONE TWO THREE", "A DOG", "YES NO"]
-    doctest_namespace["exp"] = str(make_random_experiment(root, texts))
+    doctest_namespace["exp"] = str(make_random_experiment(root, texts, decoder_layers=1)[0])
     doctest_namespace["audio"] = str(speechlike_file(root / "speech.wav"))
 
 

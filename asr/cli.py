@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from asr import files
 
 # Commands in the order of the pipeline; others (added later) follow in registration order.
-PIPELINE = ["prepare", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
+PIPELINE = ["prepare", "import", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
             "librispeech", "synthetic", "kaldi", "jsonl"]  # fmt: skip
 
 
@@ -84,6 +84,8 @@ tokenizer_app = typer.Typer(cls=_Group, help="Train a SentencePiece tokenizer.",
 plot_app = typer.Typer(cls=_Group, help="Pictures of an experiment as PNG, with their data as JSON (needs matplotlib, the package's plot extra).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+import_app = typer.Typer(cls=_Group, help="Import pretrained models into an experiment folder.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 app.add_typer(plot_app, name="plot")
 
 
@@ -220,10 +222,35 @@ def tokenizer_train(
     normalizer: Normalizer = "librispeech",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
+    from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(manifest, out, vocab_size, model_type, normalizer)
+    tokenizer = train_tokenizer(manifest_texts(manifest), out, vocab_size, model_type, normalizer)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
+
+
+# --------------------------------------------------------------------------- import
+
+
+@import_app.command("whisper")
+@_user_errors
+def import_whisper(
+    src: Annotated[Path, typer.Argument(help="openai-whisper .pt file, Hugging Face folder, CTranslate2 (faster-whisper) folder, or tiny.en (the bundled model).", metavar="SRC")],
+    out: Annotated[Path, typer.Option(help="New experiment folder to write (must not exist, or be empty).")],
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json, vocabulary.txt/json or *.tiktoken, when SRC has none beside it.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Multilingual models: the language to transcribe (e.g. en, de); recorded in the config.")] = None,
+    pad_seconds: Annotated[float, typer.Option(help="Pad every input to this many seconds (Whisper: 30); 0 decodes unpadded.")] = 30.0,
+) -> None:
+    """Import a Whisper checkpoint (any size, .en or multilingual) as an experiment folder that
+    `asr decode`, `asr transcribe` and `asr train --init` use as they use any other."""
+    from asr.whisper.convert import import_whisper as run_import
+
+    summary = run_import(src, out, tokenizer=tokenizer, language=language, pad_seconds=pad_seconds)
+    kind = "multilingual" if summary.multilingual else "English-only"
+    stdout.print(
+        f"imported {summary.source} ({summary.parameters / 1e6:.1f}M parameters, {kind}, "
+        f"{summary.n_mels} mels, {summary.vocab_size} tokens) into {summary.out}"
+    )
 
 
 # --------------------------------------------------------------------------- train
@@ -236,12 +263,18 @@ def train(
     exp: Annotated[Path, typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set model.encoder.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
+    init: Annotated[Optional[Path], typer.Option(help="Start from this experiment's weights (e.g. `asr import whisper`); its config is the base that --config and --set change.")] = None,
 ) -> None:
     """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
     from asr.config import load_config
     from asr.train.loop import train as run_training
 
-    summary = run_training(load_config(config, set_ or []), exp, device=device, console=console)
+    base = None
+    if init is not None:
+        from asr.finetune import init_base_config
+
+        base = init_base_config(init)
+    summary = run_training(load_config(config, set_ or [], base=base), exp, device=device, console=console)
     best = summary.best_dev
     stdout.print(
         f"trained {summary.steps} steps ({summary.epochs_done} epochs) in {exp}"
@@ -268,6 +301,18 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
+def _default_method(exp: Path) -> str:
+    """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
+    import yaml
+
+    path = Path(exp) / "config.yaml"
+    try:
+        has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
+    except (OSError, yaml.YAMLError, AttributeError):
+        has_ctc = True  # loading the experiment reports what is wrong with it
+    return "joint_beam" if has_ctc else "attention_beam"
+
+
 def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: Optional[bool], max_length_ratio: float, batch_size: int):
     from asr.decode.options import DecodeOptions
 
@@ -279,7 +324,7 @@ def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: flo
     )
 
 
-Method = Annotated[str, typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring.")]
+Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring (default: joint_beam; attention_beam for a model without a CTC head, e.g. imported Whisper).", show_default=False)]
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
@@ -296,7 +341,7 @@ def decode(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest to decode; references, if present, are scored.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <exp>/decode/<manifest name>-<method>).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints (default: averaged.pt, else last.pt).")] = None,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -311,6 +356,7 @@ def decode(
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
+    method = method or _default_method(exp)
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(
@@ -338,7 +384,7 @@ def transcribe(
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
     timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences from CTC forced alignment.")] = True,
-    method: Method = "joint_beam",
+    method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
@@ -354,6 +400,7 @@ def transcribe(
 
     check_format(output_format)
     check_segment_seconds(segment_seconds)
+    method = method or _default_method(exp)
     if output_format in SUBTITLES and len(audio) > 1 and out is None:
         raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
     if out is not None and not (output_format in SUBTITLES and len(audio) > 1):

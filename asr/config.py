@@ -78,6 +78,14 @@ class FeatureConfig(_Checked):
     win_ms: float = 25.0
     hop_ms: float = 10.0
     cmvn_max_utterances: int = 0  # 0 = every training utterance
+    # Whisper variant: "whisper" is Whisper's log-mel (centred STFT, Slaney mels, log10, clamped
+    # at max - 8, (x + 4) / 4); pad_seconds > 0 pads (or trims) every input to that length, as
+    # Whisper's 30 s window, with frames of 0 ("features", faster-whisper) or zero samples
+    # ("audio", openai-whisper); cmvn false uses no mean/variance normalisation.
+    frontend: Literal["logmel", "whisper"] = "logmel"
+    pad_seconds: float = 0.0
+    pad_mode: Literal["features", "audio"] = "features"
+    cmvn: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,12 @@ class EncoderConfig(_Checked):
     dropout: float = 0.1
     subsampling: Literal[4, 6, 8] = 4
     conv_channels: int = 256
+    # Whisper variant: stem "conv1d" is Conv1d k3 s1 + Conv1d k3 s2 with GELU (2x subsampling);
+    # positions "whisper" is Whisper's sinusoid table (sin half, cos half) of max_positions rows.
+    stem: Literal["conv2d", "conv1d"] = "conv2d"
+    positions: Literal["sinusoidal", "whisper"] = "sinusoidal"
+    max_positions: int = 0  # 0 = unbounded (computed per input)
+    activation: Literal["relu", "gelu"] = "relu"
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,18 @@ class DecoderConfig(_Checked):
     heads: int = 4
     ff_dim: int = 2048
     dropout: float = 0.1
+    # Whisper variant: learned positions (max_positions rows), no sqrt(d_model) embedding
+    # scale, output projection tied to the token embedding (no bias).
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_positions: int = 0  # learned positions: rows; also the longest token sequence
+    activation: Literal["relu", "gelu"] = "relu"
+    scale_embedding: bool = True
+    tie_output: bool = False
+    # Tokens fed before the first decoding step (Whisper: <|startoftranscript|>, language,
+    # <|transcribe|>, <|notimestamps|>); the last one is fed in place of <sos>.
+    prompt: tuple[int, ...] = ()
+    suppress: tuple[int, ...] = ()  # token ids never emitted
+    suppress_at_start: tuple[int, ...] = ()  # token ids not emitted first (Whisper: " ", <eot>)
 
 
 @dataclass(frozen=True)
@@ -118,6 +144,8 @@ class ModelConfig(_Checked):
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
+    ctc_head: bool = True  # imported Whisper models: false until fine-tuning adds one
+    attention_key_bias: bool = True  # Whisper: false (queries, values and outputs keep theirs)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -144,6 +172,8 @@ class TrainConfig(_Checked):
     keep_best: int = 5
     max_nonfinite: int = 20  # consecutive non-finite losses that stop training
     valid_max_utterances: int = 0  # 0 = the whole dev manifest
+    init: str = ""  # start from this experiment's weights (`asr train --init EXP`), e.g. imported Whisper
+    freeze_encoder: int = 0  # fine-tuning: freeze the stem and the first N encoder blocks; -1 = all of it
     tensorboard: bool = False  # also write the log as TensorBoard scalars in exp/tensorboard/
 
 
@@ -302,8 +332,20 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     return values
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+def merge(base: dict, values: dict) -> dict:
+    """``values`` over ``base``, section by section (a copy; neither is changed)."""
+    out = dict(base)
+    for key, value in values.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
+) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides.
+    With ``base`` (another experiment's config, for ``asr train --init``) the file's values
+    are laid over it, so that the file needs only what it changes."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -315,7 +357,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    values = apply_overrides(values, overrides or [])
+    values = apply_overrides(merge(base or {}, values), overrides or [])
     try:
         return from_dict(values)
     except ConfigError as err:

@@ -10,6 +10,7 @@
         last.pt            latest training state (model, optimiser, schedule, RNG, position)
         step-00001234.pt   kept best-K checkpoints by dev metric
         averaged.pt        written by `asr average`
+        imported.pt        written by `asr import whisper` (weights only)
 
 Every checkpoint stores the resolved config, the vocabulary size and the tokenizer's content hash,
 so a model is rebuilt from the checkpoint alone, never from command-line flags, and never paired
@@ -25,7 +26,7 @@ import torch
 from asr.checkpoint import average_best as _average, check_tokenizer, load_checkpoint, model_from_checkpoint
 from asr.config import ExperimentConfig
 from asr.model import ASRModel
-from asr.text.tokenizer import Tokenizer
+from asr.text.tokenizer import Tokenizer, load_tokenizer
 
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer"
@@ -34,6 +35,7 @@ LOG = "log.jsonl"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 AVERAGED = "averaged.pt"
+IMPORTED = "imported.pt"  # written by `asr import whisper`
 LOCK = ".lock"
 TRAIN_REJECTED = "train.rejected.tsv"  # training utterances left out for their audio (asr.data.screen)
 DEV_REJECTED = "dev.rejected.tsv"
@@ -44,9 +46,9 @@ def checkpoint_dir(exp_dir: str | Path) -> Path:
 
 
 def default_checkpoint(exp_dir: str | Path) -> Path:
-    """The model to decode with when none is named: averaged, else last."""
+    """The model to decode with when none is named: averaged, else last, else imported."""
     directory = checkpoint_dir(exp_dir)
-    for name in (AVERAGED, LAST):
+    for name in (AVERAGED, LAST, IMPORTED):
         if (directory / name).is_file():
             return directory / name
     raise FileNotFoundError(f"no checkpoint in {directory} (train with `asr train` first)")
@@ -75,7 +77,7 @@ def load_for_inference(
     state = load_checkpoint(path)
     check_tokenizer(state, exp_dir / TOKENIZER, path)
     model = model_from_checkpoint(state, path).to(device).eval()
-    return model, Tokenizer(exp_dir / TOKENIZER), model.config
+    return model, load_tokenizer(exp_dir / TOKENIZER), model.config
 
 
 def average_best(exp_dir: str | Path, count: int, out: str | Path | None = None) -> tuple[list[Path], Path]:

@@ -18,8 +18,9 @@ from asr.config import ExperimentConfig
 from asr.features import GlobalCMVN, LogMel
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
+from asr.text.special import BLANK_ID, SOS_EOS_ID
+from asr.whisper.frontend import WhisperLogMel
 from asr.nn.masks import lengths_to_mask
-from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
 
@@ -40,17 +41,25 @@ class ASRModel(nn.Module):
         self.config = config
         self.vocab_size = vocab_size
         n_mels = config.features.n_mels
-        self.frontend = LogMel(config.features)
-        self.cmvn = GlobalCMVN(n_mels)
+        self.frontend: LogMel | WhisperLogMel
+        if config.features.frontend == "whisper":
+            self.frontend = WhisperLogMel(config.features)
+        else:
+            self.frontend = LogMel(config.features)
+        self.cmvn = GlobalCMVN(n_mels) if config.features.cmvn else None
         self.spec_augment = SpecAugment(config.augment)
         self.encoder = Encoder(n_mels, config.model)
-        self.ctc = nn.Linear(config.model.d_model, vocab_size)
+        if config.model.ctc_weight > 0 and not config.model.ctc_head:
+            raise ValueError(f"model.ctc_weight={config.model.ctc_weight} needs model.ctc_head: true")
+        # Imported Whisper models have no CTC head until a fine-tuning config asks for one.
+        self.ctc = nn.Linear(config.model.d_model, vocab_size) if config.model.ctc_head else None
         self.decoder = Decoder(vocab_size, config.model)
 
     def features(self, waves: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S) waveforms -> normalised (and in training, augmented) log-mels (B, T, F)."""
         feats, lengths = self.frontend(waves, wave_lengths)
-        feats = self.cmvn(feats, lengths)
+        if self.cmvn is not None:
+            feats = self.cmvn(feats, lengths)
         if self.training:
             feats = self.spec_augment(feats, lengths)
         return feats, lengths
@@ -61,6 +70,9 @@ class ASRModel(nn.Module):
 
     def ctc_log_probs(self, encoded: Tensor) -> Tensor:
         """(B, T', D) -> (B, T', V) log-probabilities, computed in float32 for a stable CTC."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC head (model.ctc_head: false): decode with "
+                             "--method attention_greedy or attention_beam")
         return self.ctc(encoded).float().log_softmax(dim=-1)
 
     def forward(
@@ -81,15 +93,17 @@ class ASRModel(nn.Module):
         batch = tokens.shape[0]
         real = lengths_to_mask(token_lengths, tokens.shape[1])
 
-        ctc_loss = F.ctc_loss(
-            self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
-            tokens,
-            enc_lengths,
-            token_lengths,
-            blank=BLANK_ID,
-            reduction="sum",
-            zero_infinity=True,
-        ) / batch
+        ctc_loss = encoded.new_zeros((), dtype=torch.float32)
+        if self.ctc is not None:
+            ctc_loss = F.ctc_loss(
+                self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
+                tokens,
+                enc_lengths,
+                token_lengths,
+                blank=BLANK_ID,
+                reduction="sum",
+                zero_infinity=True,
+            ) / batch
 
         sos = tokens.new_full((batch, 1), SOS_EOS_ID)
         decoder_in = torch.cat([sos, tokens.masked_fill(~real, BLANK_ID)], dim=1)  # (B, U+1)

@@ -13,59 +13,20 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """Factory: a tiny random ASRModel (16 kHz, 20 mels, d_model 32, 2 encoder and 2 decoder
-    blocks), in eval mode. The one model builder of the tests.
+    """Factory: the tests' one tiny random model (tests/support/experiments.py:tiny_model)."""
+    from tests.support.experiments import tiny_model
 
-    ``peaked`` scales up the decoder's output layer (x3) and the CTC head (x4), so that a random
-    model's distributions are peaked: searches then make clear choices, and hypotheses that must
-    agree are not decided by near-ties. ``eos_bias`` is added to the decoder's <eos> logit.
-    Other keyword arguments replace ModelConfig fields (ctc_weight, label_smoothing, ...)."""
-    from asr.config import AugmentConfig, DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
-    from asr.model import ASRModel
-    from asr.text.tokenizer import SOS_EOS_ID
-
-    def make(vocab_size: int, *, seed: int = 0, peaked: bool = True, eos_bias: float = 0.0,
-             spec_augment: bool = True, decoder_layers: int = 2, **model_changes) -> ASRModel:  # fmt: skip
-        torch.manual_seed(seed)
-        config = ExperimentConfig(
-            features=FeatureConfig(n_mels=20),
-            augment=AugmentConfig(spec_augment=spec_augment),
-            model=ModelConfig(
-                d_model=32,
-                encoder=EncoderConfig(layers=2, heads=2, ff_dim=64, conv_channels=8),
-                decoder=DecoderConfig(layers=decoder_layers, heads=2, ff_dim=64),
-                **model_changes,
-            ),
-        )
-        model = ASRModel(config, vocab_size).eval()
-        with torch.no_grad():
-            if peaked:
-                model.decoder.output.weight.mul_(3.0)
-                model.ctc.weight.mul_(4.0)
-            model.decoder.output.bias[SOS_EOS_ID] += eos_bias
-        return model
-
-    return make
+    return tiny_model
 
 
 @pytest.fixture(scope="session")
-def random_experiment(tmp_path_factory, tiny_model):
+def random_experiment(tmp_path_factory):
     """Factory: exp/ with a tokenizer trained on ``texts`` and checkpoints/last.pt of a tiny
-    random model (the ``tiny_model`` fixture's) whose outputs are peaked and rarely <eos>, so
-    that searches give hypotheses with words in them. Returns (exp_dir, model)."""
-    from asr.data.manifest import Utterance, write_manifest
-    from asr.checkpoint import model_state
-    from asr.text.tokenizer import train_tokenizer
+    random model (``tiny_model``'s) whose outputs are peaked and rarely <eos>, so that searches
+    give hypotheses with words in them. Returns (exp_dir, model)."""
+    from tests.support.experiments import make_random_experiment
 
     def make(texts: list[str], **model_options):
-        root = tmp_path_factory.mktemp("exp")
-        manifest = root / "text.jsonl"
-        write_manifest([Utterance(f"s-1-{i}", "unused.wav", 1.0, 16000, "s", "1", t) for i, t in enumerate(texts)], manifest)
-        exp = root / "exp"
-        tokenizer = train_tokenizer([manifest], exp / "tokenizer", vocab_size=24)
-        model = tiny_model(tokenizer.vocab_size, eos_bias=-3.0, **model_options)
-        (exp / "checkpoints").mkdir(parents=True)
-        torch.save(model_state(model), exp / "checkpoints" / "last.pt")
-        return exp, model
+        return make_random_experiment(tmp_path_factory.mktemp("exp"), texts, **model_options)
 
     return make

@@ -83,7 +83,7 @@ def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
         ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
-        ("plot", "attention"), ("plot", "training"),
+        ("plot", "attention"), ("plot", "training"), ("import", "whisper"),
     }  # fmt: skip
 
 
@@ -149,7 +149,7 @@ def _transcribe_args(tmp: Path) -> list[str]:
 def _train_args(tmp: Path) -> list[str]:
     return ["train", "--config", tmp / "config.yaml", "--exp", tmp / "exp",
             "--set", "model.encoder.layers=3", "--set", "train.lr=5e-4",
-            "--set", "data.train_manifest=/data/train.jsonl", "--device", "cuda:2"]  # fmt: skip
+            "--set", "data.train_manifest=/data/train.jsonl", "--device", "cuda:2", "--init", tmp / "init"]  # fmt: skip
 
 
 def _tokenizer_args(tmp: Path) -> list[str]:
@@ -172,6 +172,11 @@ def _synthetic_args(tmp: Path) -> list[str]:
 
 def _average_args(tmp: Path) -> list[str]:
     return ["average", "--exp", tmp / "exp", "--best", "2", "--out", tmp / "avg.pt"]
+
+
+def _import_args(tmp: Path) -> list[str]:
+    return ["import", "whisper", tmp / "tiny.en.pt", "--out", tmp / "exp", "--tokenizer", tmp / "tokenizer.json",
+            "--language", "de", "--pad-seconds", "10"]  # fmt: skip
 
 
 def _wer_args(tmp: Path) -> list[str]:
@@ -209,6 +214,7 @@ REACH_ARGS = {
     ("prepare", "synthetic"): _synthetic_args,
     ("average",): _average_args,
     ("wer",): _wer_args,
+    ("import", "whisper"): _import_args,
 }
 
 
@@ -300,6 +306,8 @@ def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
 
 def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeypatch):
     (tmp_path / "config.yaml").write_text("model:\n  d_model: 64\n  encoder: {layers: 6, heads: 2}\ntrain:\n  epochs: 3\n")
+    (tmp_path / "init").mkdir()
+    (tmp_path / "init" / "config.yaml").write_text("features: {n_mels: 40}\nmodel: {d_model: 32, ctc_weight: 0.1}\n")
     record = Recorder(SimpleNamespace(steps=12, epochs_done=3, best_dev={"metric": [0.5, 1.0], "step": 10}))
     monkeypatch.setattr(asr.train.loop, "train", record)
     result = _invoke(_train_args(tmp_path))
@@ -312,15 +320,20 @@ def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeyp
     assert config.model.decoder == DecoderConfig()  # defaults
     assert kwargs["device"] == "cuda:2"
     assert "trained 12 steps (3 epochs)" in result.stdout
+    # --init: its config is the base (n_mels, ctc_weight), the file and --set win (d_model)
+    assert config.features.n_mels == 40 and config.model.ctc_weight == 0.1
+    assert config.train.init == str(tmp_path / "init") and config.data.tokenizer == str(tmp_path / "init" / "tokenizer")
 
 
 def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
+    for name, text in (("a", "A CAT"), ("b", "THE DOG")):
+        write_manifest([Utterance(f"s-1-{name}", "x.wav", 1.0, 16000, "s", "1", text)], tmp_path / f"{name}.jsonl")
     record = Recorder(SimpleNamespace(vocab_size=77))
     monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
     result = _invoke(_tokenizer_args(tmp_path))
     assert result.exit_code == 0, result.output
-    (manifests, out, vocab_size, model_type, normalizer), _ = record.only_call
-    assert [Path(m) for m in manifests] == [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    (texts, out, vocab_size, model_type, normalizer), _ = record.only_call
+    assert list(texts) == ["A CAT", "THE DOG"]  # the transcripts of both manifests, in order
     assert (Path(out), vocab_size, model_type, normalizer) == (tmp_path / "tok", 77, "bpe", "unicode")
 
 
@@ -516,7 +529,7 @@ def experiment(tmp_path_factory, tiny_model):
         utterances.append(Utterance(f"1-2-{i:04d}", str(root / f"u{i}.wav"), 0.8, 16000, "1", "2", text))
     write_manifest(utterances, root / "test.jsonl")
     exp = root / "exp"
-    tokenizer = train_tokenizer([root / "test.jsonl"], exp / "tokenizer", vocab_size=12)
+    tokenizer = train_tokenizer(["A CAT SAT", "THE HAT"], exp / "tokenizer", vocab_size=12)
     model = tiny_model(tokenizer.vocab_size, peaked=False)
     (exp / "checkpoints").mkdir(parents=True)
     torch.save({"model": model.state_dict(), "config": to_dict(model.config), "vocab_size": tokenizer.vocab_size}, exp / "checkpoints" / "last.pt")
@@ -644,3 +657,17 @@ def test_installed_script_wer_json_end_to_end(tmp_path):
     assert json.loads((tmp_path / "r" / "wer.json").read_text())["cer"] == pytest.approx(1 / 16)
     missing = subprocess.run([ASR, "wer", tmp_path / "nope", tmp_path / "hyp.txt"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: transcript file not found: {tmp_path / 'nope'}"
+
+
+def test_import_whisper_options_reach_the_importer(tmp_path, monkeypatch):
+    import asr.whisper.convert
+
+    summary = SimpleNamespace(source="s", out=tmp_path / "exp", parameters=1e6, vocab_size=51865, n_mels=80, multilingual=True)
+    record = Recorder(summary)
+    monkeypatch.setattr(asr.whisper.convert, "import_whisper", record)
+    result = _invoke(_import_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (src, out), kwargs = record.only_call
+    assert (Path(src), Path(out)) == (tmp_path / "tiny.en.pt", tmp_path / "exp")
+    assert kwargs == {"tokenizer": tmp_path / "tokenizer.json", "language": "de", "pad_seconds": 10.0}
+    assert "multilingual" in result.stdout

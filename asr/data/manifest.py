@@ -64,6 +64,11 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     return utterances
 
 
+def manifest_texts(paths: Iterable[str | Path]) -> Iterable[str]:
+    """The transcripts of every utterance of the manifests ``paths``, in order (for tokenizers)."""
+    for path in paths:
+        for utt in read_manifest(path):
+            yield utt.text
 def parse_record(record: Any, where: str) -> Utterance:
     """One manifest record -> an Utterance, or a ManifestError naming ``where`` and the field."""
     if not isinstance(record, dict):

@@ -46,7 +46,7 @@ def attention_greedy(
             else:
                 tokens[utt].append(token)
         rows = torch.arange(best.shape[0], device=best.device)
-        state = scorer.select(scored.state, Selection(rows, best, best))
+        state = scorer.select(scored.state, Selection(rows, best, best, in_place=True))
         keep = (~ended).nonzero().squeeze(1)
         if keep.numel() == 0:
             break

@@ -49,11 +49,12 @@ class Scores:
 @dataclass
 class Selection:
     """The hypotheses kept after a step: row ``rows[i]`` extended by ``tokens[i]``, which was
-    column ``cols[i]`` of the candidates (H, K) that were scored."""
+    column ``cols[i]`` of the candidates (H, K) that were scored (all V tokens: cols = tokens)."""
 
     rows: Tensor  # (H',) long
     cols: Tensor  # (H',) long
     tokens: Tensor  # (H',) long
+    in_place: bool = False  # rows is 0..H-1: every hypothesis stays in its row (greedy search)
 
 
 class Scorer(Protocol):
@@ -110,7 +111,9 @@ class DecoderScorer:
     def select(self, scored_state: tuple[DecoderCache, Tensor], selection: Selection) -> DecoderState:
         cache, totals = scored_state
         total = totals[selection.rows, selection.tokens]
-        return DecoderState(cache.select_hypotheses(selection.rows), selection.tokens, total)
+        if not selection.in_place:  # (in place, copying the self-attention cache is not needed)
+            cache = cache.select_hypotheses(selection.rows)
+        return DecoderState(cache, selection.tokens, total)
 
     def select_utterances(self, state: DecoderState, keep: Tensor) -> DecoderState:
         cache = state.cache.select_utterances(keep)

@@ -19,7 +19,7 @@ KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, key_bias: bool = True):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
@@ -27,7 +27,7 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = d_model // heads
         self.dropout = dropout
         self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model, bias=key_bias)  # Whisper's keys have no bias
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
 
@@ -97,10 +97,9 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, d_model: int, ff_dim: int, dropout: float):
-        super().__init__(
-            nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model)
-        )
+    def __init__(self, d_model: int, ff_dim: int, dropout: float, activation: str = "relu"):
+        act = nn.GELU() if activation == "gelu" else nn.ReLU()
+        super().__init__(nn.Linear(d_model, ff_dim), act, nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 
 def sinusoidal_positions(
@@ -115,3 +114,12 @@ def sinusoidal_positions(
     table[:, 0::2] = torch.sin(position * rate)
     table[:, 1::2] = torch.cos(position * rate)
     return table
+
+
+def whisper_sinusoids(length: int, d_model: int) -> Tensor:
+    """Whisper's encoder positions (length, d_model): sines in the first half of the channels,
+    cosines in the second, timescales from 1 to 10000 (``sinusoids`` in openai-whisper)."""
+    increment = math.log(10000.0) / (d_model // 2 - 1)
+    rate = torch.exp(-increment * torch.arange(d_model // 2, dtype=torch.float32))
+    scaled = torch.arange(length, dtype=torch.float32)[:, None] * rate[None, :]
+    return torch.cat([scaled.sin(), scaled.cos()], dim=1)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from asr.config import ModelConfig
 from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
 from asr.nn.masks import lengths_to_mask, utterance_rows
+from asr.text.special import SOS_EOS_ID
 
 
 @dataclass
@@ -81,14 +82,16 @@ def _select_rows(self_kv: Tensor, steps: int, rows: Tensor) -> Tensor:
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float):
+    def __init__(
+        self, d_model: int, heads: int, ff_dim: int, dropout: float, activation: str = "relu", key_bias: bool = True
+    ):
         super().__init__()
         self.self_norm = nn.LayerNorm(d_model)
-        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.self_attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
         self.cross_norm = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
         self.ff_norm = nn.LayerNorm(d_model)
-        self.ff = FeedForward(d_model, ff_dim, dropout)
+        self.ff = FeedForward(d_model, ff_dim, dropout, activation)
         self.dropout = nn.Dropout(dropout)
 
     def forward(
@@ -129,17 +132,51 @@ class Decoder(nn.Module):
         # Unit-variance embeddings after the sqrt(d_model) scaling, as large as the positional
         # encodings: N(0, 1) entries would be sqrt(d_model) times larger and drown the positions.
         nn.init.normal_(self.embed.weight, std=config.d_model**-0.5)
+        self.scale = math.sqrt(self.d_model) if dec.scale_embedding else 1.0
+        self.learned_positions = (
+            nn.Embedding(dec.max_positions, config.d_model) if dec.positions == "learned" else None
+        )
+        self.max_positions = dec.max_positions
         self.dropout = nn.Dropout(dec.dropout)
         self.blocks = nn.ModuleList(
-            DecoderBlock(config.d_model, dec.heads, dec.ff_dim, dec.dropout) for _ in range(dec.layers)
+            DecoderBlock(config.d_model, dec.heads, dec.ff_dim, dec.dropout, dec.activation, config.attention_key_bias)
+            for _ in range(dec.layers)
         )
         self.norm = nn.LayerNorm(config.d_model)
-        self.output = nn.Linear(config.d_model, vocab_size)
+        self.output = nn.Linear(config.d_model, vocab_size, bias=not dec.tie_output)
+        if dec.tie_output:
+            self.output.weight = self.embed.weight
+        self.prompt = list(dec.prompt)  # the prompt's last token stands in for <sos>
+        self.suppress = list(dec.suppress)
+        self.suppress_at_start = list(dec.suppress_at_start)
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
-        weight = self.embed.weight
-        positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset, weight.device).to(weight.dtype)
-        return self.dropout(self.embed(tokens) * math.sqrt(self.d_model) + positions)
+        if self.prompt:
+            tokens = tokens.masked_fill(tokens == SOS_EOS_ID, self.prompt[-1])
+        if self.learned_positions is not None:
+            positions = self.learned_positions.weight[offset : offset + tokens.shape[1]]
+        else:
+            weight = self.embed.weight
+            positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset, weight.device).to(weight.dtype)
+        return self.dropout(self.embed(tokens) * self.scale + positions)
+
+    def _with_prompt(self, tokens: Tensor) -> Tensor:
+        """(B, U) -> (B, P-1+U): the prompt's first P-1 tokens before each sequence."""
+        head = tokens.new_tensor(self.prompt[:-1]).expand(tokens.shape[0], -1)
+        return torch.cat([head, tokens], dim=1)
+
+    def _filter(self, logits: Tensor, step: int) -> Tensor:
+        """Decoding-time logit rules (N, V): suppressed tokens, the first step's suppressed
+        tokens, and <eos> forced at the last position the learned table has."""
+        if self.suppress:
+            logits = logits.index_fill(1, logits.new_tensor(self.suppress, dtype=torch.long), float("-inf"))
+        if step == 0 and self.suppress_at_start:
+            logits = logits.index_fill(1, logits.new_tensor(self.suppress_at_start, dtype=torch.long), float("-inf"))
+        if self.max_positions and step + max(len(self.prompt), 1) >= self.max_positions:
+            eos = logits[:, SOS_EOS_ID].clone()
+            logits = torch.full_like(logits, float("-inf"))
+            logits[:, SOS_EOS_ID] = eos
+        return logits
 
     def forward(
         self, tokens: Tensor, memory: Tensor, memory_lengths: Tensor, need_weights: bool = False, group: int = 1
@@ -152,13 +189,14 @@ class Decoder(nn.Module):
         looks ahead.
         """
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
-        x = self._embed(tokens, 0)
+        skip = max(len(self.prompt) - 1, 0)  # prompt positions, whose outputs are not scored
+        x = self._embed(self._with_prompt(tokens) if skip else tokens, 0)
         all_weights = []
         for block in self.blocks:
             kv = block.cross_attn.project_kv(memory)
             x, weights = block(x, kv, memory_mask, need_weights, group=group)
-            all_weights.append(weights)
-        return self.output(self.norm(x)), all_weights if need_weights else None
+            all_weights.append(weights[:, :, skip:] if weights is not None else None)
+        return self.output(self.norm(x[:, skip:])), all_weights if need_weights else None
 
     def init_cache(self, memory: Tensor, memory_lengths: Tensor, group: int = 1, capacity: int = 16) -> DecoderCache:
         """Project the encoder output (N, T, D) once into every block's cross-attention keys/values,
@@ -167,19 +205,29 @@ class Decoder(nn.Module):
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
         attn = self.blocks[0].self_attn
         shape = (max(1, capacity), len(self.blocks), 2, memory.shape[0] * group, attn.heads, attn.head_dim)
-        return DecoderCache(memory_kv, memory_mask, memory.new_empty(shape), 0, group)
+        cache = DecoderCache(memory_kv, memory_mask, memory.new_empty(shape), 0, group)
+        for token in self.prompt[:-1]:  # the prompt before <sos> (Whisper: at most 3 tokens)
+            cache = self._advance(memory.new_full((shape[3],), token, dtype=torch.long), cache)[1]
+        return cache
 
-    def step(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
-        """Feed each hypothesis's latest token (N*G,) -> next-token logits (N*G, V) and the
-        cache one step longer. The first call feeds <sos>. The new step is written into the
-        cache's buffer, which the returned cache shares: keep using the returned one."""
+    def _advance(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
+        """Feed (N*G,) tokens -> the last block's output (N*G, D) and the cache one step longer."""
         assert tokens.shape[0] == cache.self_kv.shape[3], f"{tokens.shape[0]} tokens for {cache.self_kv.shape[3]} hypotheses"
         cache = cache.grown()
         x = self._embed(tokens[:, None], cache.steps)  # (N*G, 1, D)
         for layer, (block, memory_kv) in enumerate(zip(self.blocks, cache.memory_kv)):
             x, _ = block(x, memory_kv, cache.memory_mask, cache=cache, layer=layer)
-        logits = self.output(self.norm(x[:, 0]))
-        return logits, DecoderCache(cache.memory_kv, cache.memory_mask, cache.self_kv, cache.steps + 1, cache.group)
+        return x[:, 0], DecoderCache(cache.memory_kv, cache.memory_mask, cache.self_kv, cache.steps + 1, cache.group)
+
+    def step(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
+        """Feed each hypothesis's latest token (N*G,) -> next-token logits (N*G, V) and the
+        cache one step longer. The first call feeds <sos>. The new step is written into the
+        cache's buffer, which the returned cache shares: keep using the returned one."""
+        x, cache = self._advance(tokens, cache)
+        logits = self.output(self.norm(x))
+        if self.prompt or self.suppress or self.max_positions:
+            logits = self._filter(logits, cache.steps - 1 - max(len(self.prompt) - 1, 0))
+        return logits, cache
 
     def expand_cache(self, cache: DecoderCache, group: int) -> DecoderCache:
         """Give each hypothesis ``group`` rows (copies of its current ones): G' = G * group."""

@@ -54,3 +54,30 @@ class ConvSubsampling(nn.Module):
         batch, channels, time, freq = x.shape
         x = self.project(x.transpose(1, 2).reshape(batch, time, channels * freq))
         return x, self.output_lengths(lengths)
+
+
+class Conv1dStem(nn.Module):
+    """Whisper's stem: Conv1d k3 s1 then Conv1d k3 s2, both padded by 1 and followed by GELU.
+
+    Output lengths are ceil(L / 2). Frames past an utterance's length are zeroed between the
+    two convolutions, so that an utterance gets the same output alone or padded in a batch.
+    """
+
+    min_input_frames = 1
+
+    def __init__(self, n_mels: int, d_model: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_mels, d_model, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(d_model, d_model, kernel_size=3, stride=2, padding=1)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        return torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, F) frames -> (B, ceil(T/2), d_model) and (B,) lengths."""
+        x = nn.functional.gelu(self.conv1(feats.transpose(1, 2)))  # (B, D, T)
+        if int(lengths.min()) < x.shape[2]:
+            valid = torch.arange(x.shape[2], device=x.device) < lengths[:, None]  # (B, T)
+            x = x.masked_fill(~valid[:, None, :], 0.0)
+        x = nn.functional.gelu(self.conv2(x))  # (B, D, T')
+        return x.transpose(1, 2), self.output_lengths(lengths)

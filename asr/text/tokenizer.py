@@ -1,34 +1,76 @@
-"""SentencePiece subword tokenizer with the model's special ids defined once.
+"""Tokenizers: one interface, two implementations.
 
-Ids 0..2 are reserved: 0 is the CTC blank (also used to pad token batches), 1 is <unk>, and 2
-is <sos/eos>, which starts every decoder input and ends every decoder target. The tokenizer is
-a directory holding ``tokenizer.model``; it is copied into each experiment so that decoding
-never needs the training manifests. ``normalizer.txt`` beside it names the text normaliser
+* :class:`SentencePieceTokenizer`, trained by ``asr tokenizer train`` on normalised transcripts;
+* :class:`asr.text.whisper_bpe.WhisperTokenizer`, Whisper's byte-level BPE (imported models).
+
+Both keep the special ids of :mod:`asr.text.special`: 0 is the CTC blank (also used to pad token
+batches), 1 is <unk>, and 2 is <sos/eos>, which starts every decoder input and ends every decoder
+target. A tokenizer is a directory; it is copied into each experiment so that decoding never
+needs the training data, and :func:`load_tokenizer` tells the two kinds apart by the files in it.
+``normalizer.txt`` beside a SentencePiece model names its text normaliser
 (:mod:`asr.text.normalize`; ``librispeech`` when absent). Text that the normaliser empties
-(another script under the English rule) is counted in ``Tokenizer.emptied``, with a warning.
+(another script under the English rule) is counted in ``emptied``, with a warning.
 """
 
 from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-
-import sentencepiece as spm
+from typing import Protocol
 
 from asr import files
-from asr.data.manifest import read_manifest
 from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
+from asr.text.special import BLANK_ID, SOS_EOS_ID, UNK_ID
 
-BLANK_ID = 0
-UNK_ID = 1
-SOS_EOS_ID = 2
-MODEL_FILE = "tokenizer.model"
+__all__ = ["BLANK_ID", "UNK_ID", "SOS_EOS_ID", "MODEL_FILE", "NORMALIZER_FILE", "Tokenizer",
+           "SentencePieceTokenizer", "TokenizerError", "EmptiedTextWarning", "load_tokenizer",
+           "is_tokenizer_dir", "train_tokenizer"]  # fmt: skip
+
+MODEL_FILE = "tokenizer.model"  # SentencePiece
 NORMALIZER_FILE = "normalizer.txt"
+WHISPER_FILE = "whisper_vocab.json"  # asr.text.whisper_bpe
 
 
 class EmptiedTextWarning(UserWarning):
     """Normalisation turned a non-empty transcript into nothing."""
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file that is empty, truncated, corrupt or not one of ours."""
+
+
+class Tokenizer(Protocol):
+    """What training, decoding and scoring need from a tokenizer."""
+
+    kind: str  # "sentencepiece" or "whisper"
+    normalizer: str  # name of the text normaliser that scores its output
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def pieces(self, ids: list[int]) -> list[str]: ...
+
+    def save(self, directory: str | Path) -> None: ...
+
+
+def is_tokenizer_dir(directory: str | Path) -> bool:
+    return any((Path(directory) / name).is_file() for name in (MODEL_FILE, WHISPER_FILE))
+
+
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    """The tokenizer saved in ``directory``, of whichever kind it is."""
+    directory = Path(directory)
+    if (directory / WHISPER_FILE).is_file():
+        from asr.text.whisper_bpe import WhisperTokenizer  # only imported models need tiktoken
+
+        return WhisperTokenizer(directory)
+    return SentencePieceTokenizer(directory)
 
 
 def _normalizer_name(directory: Path) -> str:
@@ -44,12 +86,12 @@ def _warn_emptied(count: int, normalizer: str, where: str) -> None:
     )  # fmt: skip
 
 
-class TokenizerError(ValueError):
-    """A tokenizer file that is empty, truncated, corrupt or not one of ours."""
+class SentencePieceTokenizer:
+    kind = "sentencepiece"
 
-
-class Tokenizer:
     def __init__(self, directory: str | Path):
+        import sentencepiece as spm  # imported here: the model and the searches do not need it
+
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path} (make one with `asr tokenizer train`)")
@@ -91,35 +133,40 @@ class Tokenizer:
 
     def save(self, directory: str | Path) -> None:
         """Copy the tokenizer into ``directory`` (e.g. an experiment)."""
-        Path(directory).mkdir(parents=True, exist_ok=True)
         target = Path(directory) / MODEL_FILE
-        if target.resolve() != (self.directory / MODEL_FILE).resolve():
+        if not target.exists() or target.resolve() != (self.directory / MODEL_FILE).resolve():
             files.copy_file(self.directory / MODEL_FILE, target)
             files.write_text(Path(directory) / NORMALIZER_FILE, self.normalizer + "\n")
 
 
 def train_tokenizer(
-    manifests: list[str | Path],
+    texts: Iterable[str],
     out_dir: str | Path,
     vocab_size: int,
     model_type: str = "unigram",
     normalizer: str = DEFAULT_NORMALIZER,
-) -> Tokenizer:
-    """Train SentencePiece on the transcripts of ``manifests``, normalised by ``normalizer``,
-    and save it (with the normaliser's name) to ``out_dir``."""
+) -> SentencePieceTokenizer:
+    """Train SentencePiece on ``texts`` (transcripts), normalised by ``normalizer``, and save it
+    (with the normaliser's name) to ``out_dir``."""
+    import sentencepiece as spm
+
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model type {model_type!r} is not one of unigram, bpe")
     normalize = get_normalizer(normalizer)
     out_dir = Path(out_dir)
-    raw = [utt.text for manifest in manifests for utt in read_manifest(manifest)]
-    texts = [normalize(text) for text in raw]
-    emptied = sum(1 for text, clean in zip(raw, texts) if text.strip() and not clean)
+    raw = []
+    for text in texts:
+        if isinstance(text, Path):
+            raise TypeError(f"train_tokenizer takes transcripts, not the manifest {text} (see manifest_texts)")
+        raw.append(text)
+    clean = [normalize(text) for text in raw]
+    emptied = sum(1 for text, norm in zip(raw, clean) if text.strip() and not norm)
     if emptied:
-        _warn_emptied(emptied, normalizer, ", ".join(map(str, manifests)))
+        _warn_emptied(emptied, normalizer, str(out_dir))
     files.check_writable_dir(out_dir)  # found out before training, not after
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
-        text_file.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
+        text_file.write_text("".join(text + "\n" for text in clean), encoding="utf-8")
         try:
             spm.SentencePieceTrainer.train(
                 input=str(text_file),
@@ -142,4 +189,4 @@ def train_tokenizer(
             raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
         files.copy_file(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
         files.write_text(out_dir / NORMALIZER_FILE, normalizer + "\n")
-    return Tokenizer(out_dir)
+    return SentencePieceTokenizer(out_dir)

@@ -27,7 +27,8 @@ from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
-from asr.text.tokenizer import Tokenizer
+from asr.finetune import freeze_encoder, load_init_weights
+from asr.text.tokenizer import Tokenizer, load_tokenizer
 from asr.train.data import TrainData
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
@@ -134,7 +135,11 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
     model = ASRModel(config, tokenizer.vocab_size)
-    model.cmvn.load_state_dict(GlobalCMVN.from_stats(*load_cmvn(exp_dir / layout.CMVN)).state_dict())
+    if model.cmvn is not None:  # imported Whisper models have none
+        model.cmvn.load_state_dict(GlobalCMVN.from_stats(*load_cmvn(exp_dir / layout.CMVN)).state_dict())
+    if resume is None and config.train.init:
+        load_init_weights(model, config.train.init)
+    freeze_encoder(model, config.train.freeze_encoder)
     state = build_train_state(config, model, ctx.device, precision.used, ctx)
     state.tokenizer_sha256 = directory_hash(exp_dir / layout.TOKENIZER)
     if resume is not None:
@@ -210,7 +215,7 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
         with files.atomic_path(exp_dir / layout.CONFIG) as tmp:
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
-        if not (exp_dir / layout.CMVN).is_file():
+        if config.features.cmvn and not (exp_dir / layout.CMVN).is_file():
             mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
                 usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
                 config.features,
@@ -222,7 +227,7 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
         if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
             write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
     barrier(ctx)
-    return Tokenizer(exp_dir / layout.TOKENIZER)
+    return load_tokenizer(exp_dir / layout.TOKENIZER)
 
 
 def _copy_tokenizer(config: ExperimentConfig, exp_dir: Path) -> None:
@@ -238,7 +243,7 @@ def _copy_tokenizer(config: ExperimentConfig, exp_dir: Path) -> None:
         return
     if source is None:
         raise TrainingError("data.tokenizer is not set (make one with `asr tokenizer train`)")
-    Tokenizer(source)  # a clear error if it is not a tokenizer
+    load_tokenizer(source)  # a clear error if it is not a tokenizer
     # Copied as a whole folder, renamed into place: a kill never leaves half a tokenizer.
     staging = exp_dir / f"{files.TEMP_PREFIX}{layout.TOKENIZER}"
     shutil.rmtree(staging, ignore_errors=True)

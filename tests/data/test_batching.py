@@ -8,6 +8,7 @@ import torch
 from asr.data.batching import DurationBatchSampler
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import Utterance, write_manifest
+from asr.data.manifest import manifest_texts
 from asr.text.tokenizer import train_tokenizer
 
 _rng = random.Random(0)
@@ -106,7 +107,7 @@ def test_dataloader_with_workers_over_speech_dataset(tmp_path):
         text = " ".join(words[(i + k) % len(words)] for k in range(3))
         utterances.append(Utterance(f"u{i}", str(path), seconds, 16000, "s", "c", text))
     write_manifest(utterances, tmp_path / "train.jsonl")
-    tokenizer = train_tokenizer([tmp_path / "train.jsonl"], tmp_path / "tok", vocab_size=40)
+    tokenizer = train_tokenizer(manifest_texts([tmp_path / "train.jsonl"]), tmp_path / "tok", vocab_size=40)
     dataset = SpeechDataset(utterances, tokenizer, sample_rate=16000)
     durations = [u.duration for u in utterances]
     batch_sampler = DurationBatchSampler(durations, 1.0, seed=1, bucket_size=5)

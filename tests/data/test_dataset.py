@@ -6,6 +6,7 @@ import torch
 
 from asr.data.dataset import Batch, SpeechDataset, collate
 from asr.data.manifest import Utterance, write_manifest
+from asr.data.manifest import manifest_texts
 from asr.text.tokenizer import BLANK_ID, train_tokenizer
 
 TEXTS = [
@@ -34,7 +35,7 @@ def corpus(tmp_path):
         sf.write(path, tone(seconds, rate, 300 + 50 * i).numpy(), rate)
         utterances.append(Utterance(f"u{i}", str(path), seconds, rate, "s", "c", text))
     write_manifest(utterances, tmp_path / "train.jsonl")
-    tokenizer = train_tokenizer([tmp_path / "train.jsonl"], tmp_path / "tok", vocab_size=40)
+    tokenizer = train_tokenizer(manifest_texts([tmp_path / "train.jsonl"]), tmp_path / "tok", vocab_size=40)
     return utterances, tokenizer
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from asr.audio import NONFINITE, SILENT
 from asr.data.manifest import Utterance, read_manifest, write_manifest
-from conftest import RATE, TEXTS, World, asr, assert_one_line_error, run_asr, snapshot, speechlike, write_wave
+from reliability_kit import RATE, TEXTS, World, asr, assert_one_line_error, run_asr, snapshot, speechlike, write_wave
 from librispeech_tree import make_librispeech_tree
 
 
@@ -124,7 +124,7 @@ def test_training_and_cmvn_never_see_bad_audio(world, tmp_path):
     manifest = tmp_path / "train.jsonl"
     write_manifest(utterances, manifest)
     exp = tmp_path / "exp"
-    from conftest import TINY_MODEL
+    from reliability_kit import TINY_MODEL
 
     sets = [a for o in [*TINY_MODEL, f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}"] for a in ("--set", o)]
     result = asr("train", "--config", world.config, "--exp", exp, *sets, "--device", "cpu")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import World, asr, assert_one_line_error, snapshot, speechlike, write_wave
+from reliability_kit import World, asr, assert_one_line_error, snapshot, speechlike, write_wave
 
 # --------------------------------------------------------------------------- manifests
 
@@ -122,7 +122,7 @@ def test_damaged_tokenizers_are_one_line_errors(world, tmp_path, copy_exp, comma
 
 
 def _tiny() -> list[str]:
-    from conftest import TINY_MODEL
+    from reliability_kit import TINY_MODEL
 
     return [a for o in TINY_MODEL for a in ("--set", o)]
 

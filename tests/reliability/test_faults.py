@@ -16,7 +16,7 @@ from rich.console import Console
 from asr.data import download
 from asr.data.download import COMPLETE_MARKER, download_subset
 from asr.files import DiskFullError
-from conftest import World, asr, assert_one_line_error, run_asr, snapshot, speechlike, temp_leftovers, write_wave
+from reliability_kit import World, asr, assert_one_line_error, run_asr, snapshot, speechlike, temp_leftovers, write_wave
 from librispeech_tree import make_librispeech_tree
 
 QUIET = Console(quiet=True)

