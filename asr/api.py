@@ -24,7 +24,7 @@ from torch import Tensor
 
 from asr.audio import load_audio
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
-from asr.decode.options import DecodeOptions
+from asr.decode.options import DecodeOptions, default_method
 from asr.experiment import CHECKPOINTS, load_for_inference
 from asr.transcribe import Transcription, segment_limit, transcribe_waves
 from asr.vad import speech_frames
@@ -33,11 +33,11 @@ Audio = Union[str, Path, np.ndarray, Tensor]
 
 # The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
 DEFAULTS: dict[str, Any] = {
-    "method": "joint_beam",
+    "method": None,  # None: joint_beam, or attention_beam for a model without a CTC head
     "beam": 10,
     "ctc_weight": 0.3,
     "length_bonus": 0.0,
-    "length_norm": None,  # None: on, unless a length_bonus is given (the two are exclusive)
+    "length_norm": False,  # as DecodeOptions(): ESPnet's ranking, raw score + length bonus
     "max_length_ratio": 1.0,
     "batch_size": 8,
     "segment_seconds": None,  # None: the longest training utterance of the experiment
@@ -52,14 +52,14 @@ class OptionError(ValueError):
     """An option name the API does not know."""
 
 
-def decode_options(**options: Any) -> tuple[DecodeOptions, dict[str, Any]]:
-    """CLI-style options -> (DecodeOptions, the pipeline options); unknown names are an error."""
+def decode_options(has_ctc: bool = True, **options: Any) -> tuple[DecodeOptions, dict[str, Any]]:
+    """CLI-style options -> (DecodeOptions, the pipeline options); unknown names are an error.
+    ``has_ctc``: whether the model has a CTC head (it decides the default method, as in the CLI)."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(DEFAULTS)}")
     merged = {**DEFAULTS, **options}
-    if merged["length_norm"] is None:
-        merged["length_norm"] = merged["length_bonus"] == 0.0
+    merged["method"] = merged["method"] or default_method(has_ctc)
     pipeline = {name: merged.pop(name) for name in _PIPELINE_OPTIONS}
     return DecodeOptions(**merged), pipeline
 
@@ -73,6 +73,11 @@ class Recognizer:
         self.model, self.tokenizer, self.config = load_for_inference(self.exp_dir, checkpoint, self.device)
 
     @property
+    def has_ctc(self) -> bool:
+        """Imported Whisper models have no CTC head until fine-tuned: no word times then."""
+        return getattr(self.model, "ctc", None) is not None
+
+    @property
     def sample_rate(self) -> int:
         return self.config.features.sample_rate
 
@@ -83,7 +88,7 @@ class Recognizer:
 
     def decode_batch(self, audios: list[Audio], sample_rate: int | None = None, **options: Any) -> list[Transcription]:
         """Several recordings at once: their segments share decoding batches (``batch_size``)."""
-        decode, pipeline = decode_options(**options)
+        decode, pipeline = decode_options(self.has_ctc, **options)
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)
@@ -95,6 +100,8 @@ class Recognizer:
     def align(self, audio: Audio, text: str, sample_rate: int | None = None) -> list[Word]:
         """Word times of a known transcript ``text`` in ``audio`` (CTC forced alignment).
         Empty when the text has more tokens than the audio has encoder frames."""
+        if not self.has_ctc:
+            raise OptionError(f"{self.exp_dir}: the model has no CTC head (fine-tune it with one) to align text with")
         wave = self.load_wave(audio, sample_rate).to(self.device)
         tokens = self.tokenizer.encode(text)
         encoded, lengths = self.model.encode(wave[None], torch.tensor([wave.numel()], device=self.device))

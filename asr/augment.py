@@ -95,9 +95,12 @@ def time_warp(feats: torch.Tensor, lengths: torch.Tensor, window: int) -> torch.
 class SpecAugment(nn.Module):
     """Time warp, frequency masks and time masks on (B, T, F) features; active only in training.
 
-    Masks are filled with 0, which is the mean after global CMVN. A time mask is at most
-    ``min(time_mask_width, max_time_fraction * length)`` frames wide for each utterance, so short
-    utterances keep most of their frames.
+    ``spec_augment: false`` turns every part off, time warp included. Masks are filled with 0,
+    which is the mean after global CMVN. A time mask is at most ``floor(time_mask_ratio *
+    length)`` frames wide for each utterance when ``time_mask_ratio`` > 0 (ESPnet's
+    ``time_mask_width_ratio_range: [0, ratio]``, there taken of the padded batch length, here of
+    each utterance's own), else ``min(time_mask_width, max_time_fraction * length)`` frames, so
+    that short utterances keep most of their frames.
     """
 
     def __init__(self, config: AugmentConfig, max_time_fraction: float = 0.2):
@@ -108,23 +111,28 @@ class SpecAugment(nn.Module):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, F) features, (B,) lengths -> (B, T, F) augmented features (a new tensor)."""
         cfg = self.config
-        if not self.training:
+        if not self.training or not cfg.spec_augment:
             return feats
         B, T, F = feats.shape
         if cfg.time_warp and cfg.time_warp_window > 0:
             feats = time_warp(feats, lengths, cfg.time_warp_window)
-        if not cfg.spec_augment:
-            return feats
         if cfg.freq_masks > 0 and cfg.freq_mask_width > 0:
             bins = torch.full((B,), F, device=feats.device)
             widest = torch.full((B,), min(cfg.freq_mask_width, F), device=feats.device)
             covered = random_masks(widest, bins, F, cfg.freq_masks)  # (B, F)
             feats = feats.masked_fill(covered[:, None, :], 0.0)
-        if cfg.time_masks > 0 and cfg.time_mask_width > 0:
-            widest = torch.clamp((lengths * self.max_time_fraction).long(), max=cfg.time_mask_width)
+        if cfg.time_masks > 0:
+            widest = self.time_mask_widths(lengths)  # (B,)
             covered = random_masks(widest, lengths, T, cfg.time_masks)  # (B, T)
             feats = feats.masked_fill(covered[:, :, None], 0.0)
         return feats
+
+    def time_mask_widths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) frames -> (B,) long, the widest time mask allowed in each utterance."""
+        cfg = self.config
+        if cfg.time_mask_ratio > 0:
+            return (lengths * cfg.time_mask_ratio).floor().long()
+        return torch.clamp((lengths * self.max_time_fraction).long(), max=cfg.time_mask_width)
 
 
 def choose_speed(speeds: tuple[float, ...], seed: int, epoch: int, index: int) -> float:

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from asr import files
 
 # Commands in the order of the pipeline; others (added later) follow in registration order.
-PIPELINE = ["prepare", "import", "tokenizer", "train", "average", "decode", "transcribe", "wer", "plot",
+PIPELINE = ["prepare", "import", "tokenizer", "lm", "train", "average", "decode", "transcribe", "wer", "plot",
             "librispeech", "synthetic", "kaldi", "jsonl"]  # fmt: skip
 
 
@@ -84,6 +84,8 @@ tokenizer_app = typer.Typer(cls=_Group, help="Train a SentencePiece tokenizer.",
 plot_app = typer.Typer(cls=_Group, help="Pictures of an experiment as PNG, with their data as JSON (needs matplotlib, the package's plot extra).", no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
 app.add_typer(tokenizer_app, name="tokenizer")
+lm_app = typer.Typer(cls=_Group, help="Transformer language models for shallow fusion.", no_args_is_help=True)
+app.add_typer(lm_app, name="lm")
 import_app = typer.Typer(cls=_Group, help="Import pretrained models into an experiment folder.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(plot_app, name="plot")
@@ -216,17 +218,78 @@ def prepare_jsonl(
 @_user_errors
 def tokenizer_train(
     manifest: Annotated[list[Path], typer.Option(help="Training manifest(s) whose transcripts to learn from.")],
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos>.")],
     out: Annotated[Path, typer.Option(help="Folder to write tokenizer.model into.")],
+    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size, including <blank>, <unk> and <sos/eos> (default: the config's data.vocab_size).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Experiment config whose data.vocab_size to use.")] = None,
     model_type: Annotated[str, typer.Option(help="SentencePiece model: unigram or bpe.")] = "unigram",
     normalizer: Normalizer = "librispeech",
 ) -> None:
     """Train a SentencePiece tokenizer on manifest transcripts."""
+    from asr.config import load_config
     from asr.data.manifest import manifest_texts
     from asr.text.tokenizer import train_tokenizer
 
+    if vocab_size is None:
+        vocab_size = load_config(config).data.vocab_size if config else 0
+        if not vocab_size:
+            raise ValueError(f"give --vocab-size N, or --config with data.vocab_size set ({config or 'no --config'})")
     tokenizer = train_tokenizer(manifest_texts(manifest), out, vocab_size, model_type, normalizer)
     stdout.print(f"tokenizer with {tokenizer.vocab_size} units written to {out}")
+
+
+# --------------------------------------------------------------------------- lm
+
+
+@lm_app.command("train")
+@_user_errors
+def lm_train(
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (the recogniser's: the LM scores its units).")],
+    out: Annotated[Path, typer.Option(help="Folder to write lm.pt, tokenizer/ and log.jsonl into.")],
+    text: Annotated[Optional[list[Path]], typer.Option(help="Text file(s), one sentence a line (.gz read as gzip).")] = None,
+    manifest: Annotated[Optional[list[Path]], typer.Option(help="Manifest(s) whose transcripts to train on.")] = None,
+    layers: Annotated[int, typer.Option(help="Transformer blocks.", min=1)] = 4,
+    d_model: Annotated[int, typer.Option(help="Model width.", min=8)] = 256,
+    heads: Annotated[int, typer.Option(help="Attention heads.", min=1)] = 4,
+    ff_dim: Annotated[int, typer.Option(help="Feed-forward width.", min=8)] = 1024,
+    dropout: Annotated[float, typer.Option(help="Dropout.", min=0.0, max=0.9)] = 0.1,
+    epochs: Annotated[int, typer.Option(help="Passes over the text.", min=1)] = 10,
+    batch_tokens: Annotated[int, typer.Option(help="Units per batch (padded).", min=16)] = 4000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option(help="Updates of linear warmup.", min=0)] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train a Transformer LM on the tokenizer's units, from text files or manifests' transcripts."""
+    from itertools import chain
+
+    from asr.lm.data import manifest_sentences, text_sentences
+    from asr.lm.train import LMTrainOptions, train_lm
+    from asr.train.distributed import pick_device
+
+    if not text and not manifest:
+        raise ValueError("give --text FILE or --manifest M (or both) to train the LM on")
+
+    def sentences():
+        return chain(*(text_sentences(t) for t in text or []), manifest_sentences(manifest or []))
+
+    shape = dict(layers=layers, d_model=d_model, heads=heads, ff_dim=ff_dim, dropout=dropout)
+    options = LMTrainOptions(epochs=epochs, batch_tokens=batch_tokens, lr=lr, warmup_steps=warmup_steps, seed=seed)
+    summary = train_lm(sentences, tokenizer, out, shape, options, device=pick_device(device), console=console)
+    stdout.print(f"LM trained ({summary.updates} updates, last epoch {summary.loss:.3f} nats per unit) in {out}")
+
+
+@lm_app.command("download")
+@_user_errors
+def lm_download(
+    out: Annotated[Path, typer.Option(help="Folder for librispeech-lm-norm.txt.gz.")],
+    base_url: Annotated[str, typer.Option(help="Mirror of OpenSLR resource 11.")] = "https://www.openslr.org/resources/11",
+    sha256: Annotated[Optional[str], typer.Option(help="Expected SHA-256 (none is published; without it the first download's is recorded).")] = None,
+) -> None:
+    """Download the LibriSpeech LM corpus (resumable, checksum-verified)."""
+    from asr.lm.download import download_lm_corpus
+
+    path = download_lm_corpus(out, base_url, sha256, console=console)
+    stdout.print(f"LM corpus ready: {path}")
 
 
 # --------------------------------------------------------------------------- import
@@ -260,21 +323,33 @@ def import_whisper(
 @_user_errors
 def train(
     config: Annotated[Path, typer.Option(help="YAML config (see configs/).")],
-    exp: Annotated[Path, typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")],
+    exp: Annotated[Optional[Path], typer.Option(help="Experiment folder; an existing one is resumed from its last checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set model.encoder.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (under torchrun each rank takes cuda:LOCAL_RANK).")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the schedule (audio per update, updates, warmup share) from the training manifest and exit.")] = False,
+    gpus: Annotated[Optional[int], typer.Option(help="With --dry-run: GPUs to plan for (default: WORLD_SIZE, else train.gpus).", min=1)] = None,
     init: Annotated[Optional[Path], typer.Option(help="Start from this experiment's weights (e.g. `asr import whisper`); its config is the base that --config and --set change.")] = None,
 ) -> None:
     """Train a model (run under `torchrun --nproc-per-node N` for several GPUs/nodes)."""
+    import os
+
     from asr.config import load_config
     from asr.train.loop import train as run_training
+    from asr.train.schedule import announce, plan, training_durations
 
     base = None
     if init is not None:
         from asr.finetune import init_base_config
 
         base = init_base_config(init)
-    summary = run_training(load_config(config, set_ or [], base=base), exp, device=device, console=console)
+    resolved = load_config(config, set_ or [], base=base)
+    if dry_run:
+        ranks = gpus or int(os.environ.get("WORLD_SIZE", 0)) or resolved.train.gpus
+        announce(plan(resolved, training_durations(resolved), ranks), stdout)
+        return
+    if exp is None:
+        raise ValueError("--exp DIR is required (the experiment folder), unless --dry-run is given")
+    summary = run_training(resolved, exp, device=device, console=console)
     best = summary.best_dev
     stdout.print(
         f"trained {summary.steps} steps ({summary.epochs_done} epochs) in {exp}"
@@ -305,22 +380,23 @@ def _default_method(exp: Path) -> str:
     """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
     import yaml
 
+    from asr.decode.options import default_method
+
     path = Path(exp) / "config.yaml"
     try:
         has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
     except (OSError, yaml.YAMLError, AttributeError):
         has_ctc = True  # loading the experiment reports what is wrong with it
-    return "joint_beam" if has_ctc else "attention_beam"
+    return default_method(has_ctc)
 
 
-def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: Optional[bool], max_length_ratio: float, batch_size: int):
+def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int, lm_weight: float = 0.0):
     from asr.decode.options import DecodeOptions
 
-    if length_norm is None:  # the two rankings are exclusive: a bonus given means no normalisation
-        length_norm = length_bonus == 0.0
     return DecodeOptions(
         method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
         length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
+        lm_weight=lm_weight,
     )
 
 
@@ -328,7 +404,8 @@ Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greed
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
-LengthNorm = Annotated[Optional[bool], typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length (default: on, unless --length-bonus is given).", show_default=False)]
+# The defaults are DecodeOptions()'s (a test checks): ESPnet's ranking, raw score + length bonus.
+LengthNorm = Annotated[bool, typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length instead of score + length bonus (exclusive with --length-bonus).")]
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -345,23 +422,27 @@ def decode(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = None,
+    length_norm: LengthNorm = False,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
     normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
     device: Device = "auto",
+    lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
+    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
     method = method or _default_method(exp)
-    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
+    if lm is not None and lm_weight == 0.0:
+        raise ValueError("--lm needs a --lm-weight above 0 (e.g. 0.3)")
+    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, lm_weight)
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(
         exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
-        nbest=nbest, normalizer=normalizer,
+        nbest=nbest, normalizer=normalizer, lm_dir=lm,
     )  # fmt: skip
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
@@ -388,7 +469,7 @@ def transcribe(
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
     length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = None,
+    length_norm: LengthNorm = False,
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",

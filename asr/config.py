@@ -69,6 +69,7 @@ class DataConfig(_Checked):
     max_duration: float = 30.0  # longer training utterances are left out
     num_workers: int = 2
     bucket_size: int = 100  # batches drawn from duration-sorted buckets of this many utterances
+    vocab_size: int = 0  # SentencePiece units (`asr tokenizer train --config`); 0 = not checked
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class AugmentConfig(_Checked):
     freq_masks: int = 2
     freq_mask_width: int = 27
     time_masks: int = 2
-    time_mask_width: int = 40
+    time_mask_width: int = 40  # widest time mask in frames (when time_mask_ratio is 0)
+    time_mask_ratio: float = 0.0  # > 0: widest time mask as a fraction of each utterance (ESPnet)
     time_warp: bool = False
     time_warp_window: int = 5
     speed_perturb: bool = False
@@ -115,6 +117,8 @@ class EncoderConfig(_Checked):
     positions: Literal["sinusoidal", "whisper"] = "sinusoidal"
     max_positions: int = 0  # 0 = unbounded (computed per input)
     activation: Literal["relu", "gelu"] = "relu"
+    type: Literal["transformer", "conformer"] = "transformer"
+    conv_kernel: int = 31  # conformer: depthwise convolution kernel
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,9 @@ class TrainConfig(_Checked):
     betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 5.0
     accum_steps: int = 1
+    # GPUs the schedule is written for. One update takes data.max_batch_seconds x accum_steps x
+    # gpus of audio; on another number of GPUs accumulation is adjusted to keep that batch.
+    gpus: int = 1
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 1234
     log_every: int = 50  # steps between progress/log lines

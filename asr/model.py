@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from asr.augment import SpecAugment
 from asr.config import ExperimentConfig
 from asr.features import GlobalCMVN, LogMel
+from asr.nn.conformer import ConformerEncoder
 from asr.nn.decoder import Decoder
 from asr.nn.encoder import Encoder
 from asr.text.special import BLANK_ID, SOS_EOS_ID
@@ -48,7 +49,8 @@ class ASRModel(nn.Module):
             self.frontend = LogMel(config.features)
         self.cmvn = GlobalCMVN(n_mels) if config.features.cmvn else None
         self.spec_augment = SpecAugment(config.augment)
-        self.encoder = Encoder(n_mels, config.model)
+        encoder = ConformerEncoder if config.model.encoder.type == "conformer" else Encoder
+        self.encoder = encoder(n_mels, config.model)
         if config.model.ctc_weight > 0 and not config.model.ctc_head:
             raise ValueError(f"model.ctc_weight={config.model.ctc_weight} needs model.ctc_head: true")
         # Imported Whisper models have no CTC head until a fine-tuning config asks for one.

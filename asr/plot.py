@@ -56,17 +56,18 @@ def attention_data(recognizer, audio, sample_rate: int | None = None, **options:
     model, tokenizer, device = recognizer.model, recognizer.tokenizer, recognizer.device
     wave = recognizer.load_wave(audio, sample_rate).to(device)
     encoded, lengths = model.encode(wave[None], torch.tensor([wave.numel()], device=device))  # (1, T, D)
-    tokens = search_encoded(model, encoded, lengths, decode_options(**options)[0])[0][0].tokens
+    tokens = search_encoded(model, encoded, lengths, decode_options(recognizer.has_ctc, **options)[0])[0][0].tokens
     inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=device)
     _, weights = model.decoder(inputs, encoded, lengths, need_weights=True)  # per layer (1, H, U+1, T)
-    log_probs = model.ctc_log_probs(encoded)[0, : int(lengths[0])]  # (T, V)
+    has_ctc = recognizer.has_ctc and bool(tokens)  # an imported Whisper model has no CTC head
+    log_probs = model.ctc_log_probs(encoded)[0, : int(lengths[0])] if has_ctc else None  # (T, V)
     return {
         "text": " ".join(tokenizer.decode(tokens).split()),
         "tokens": [*tokenizer.pieces(tokens), "<eos>"],
         "frame_seconds": FrameClock.of(model).stride,
         "attention": [w[0, :, :, : int(lengths[0])].float().cpu().tolist() for w in weights],
-        "ctc": log_probs[:, tokens].exp().T.float().cpu().tolist() if tokens else [],
-        "ctc_spans": [[s.start, s.end] for s in align_tokens(log_probs, tokens)],
+        "ctc": log_probs[:, tokens].exp().T.float().cpu().tolist() if has_ctc else [],
+        "ctc_spans": [[s.start, s.end] for s in align_tokens(log_probs, tokens)] if has_ctc else [],
     }
 
 

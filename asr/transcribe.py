@@ -197,7 +197,7 @@ def _decode_segments(
     # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
     has_ctc = getattr(model, "ctc", None) is not None
     log_probs = model.ctc_log_probs(encoded) if timestamps and has_ctc else None  # (B, T', V)
-    clock = FrameClock.of(model)
+    clock = FrameClock.of(model) if log_probs is not None else None
     segments = []
     for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):
         best = nbest_list[0]

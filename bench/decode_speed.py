@@ -32,11 +32,12 @@ share of that peak reached (bound / time). At batch 1 the decoder's matmuls have
 (one per hypothesis) and are bound by reading the weights, not by FLOPs: expect a low share.
 The CPU model and torch's CPU capability are printed with the table.
 
-Usage: .venv/bin/python bench/decode_speed.py [--config configs/transformer_100h.yaml]
+Usage: .venv/bin/python bench/decode_speed.py [--config configs/transformer_100h.yaml ...]
        [--vocab 5000] [--seconds 10] [--batches 1,16] [--methods ctc_greedy,...] [--beam 10]
        [--ctc-weight 0.3] [--steps N] [--repeats 3] [--device cpu|cuda] [--threads N] [--json FILE]
 Peer workload: --steps 60 --methods ctc_greedy,attention_beam,joint_beam --threads 2
 Quick check: --config configs/tiny.yaml --batches 1,2 --seconds 3 --repeats 1
+--config is repeatable; by default transformer_100h and conformer_100h are measured, a table each.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def make_workload(model: ASRModel, args: argparse.Namespace, batch: int, device:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CONFIGS / "transformer_100h.yaml")
+    parser.add_argument("--config", type=Path, action="append", help="repeatable (default: transformer_100h, conformer_100h)")
     parser.add_argument("--vocab", type=int, default=5000, help="output units (the 100h recipe uses 5000)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each utterance")
     parser.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
@@ -187,6 +188,16 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    configs = args.config or [CONFIGS / "transformer_100h.yaml", CONFIGS / "conformer_100h.yaml"]
+    reports = [run_config(argparse.Namespace(**{**vars(args), "config": path})) for path in configs]
+    output = reports[0] if len(reports) == 1 else reports
+    print(json.dumps(output))
+    if args.json:
+        args.json.write_text(json.dumps(output, indent=1) + "\n")
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    """Every method and batch size for the one config ``args.config``: table printed, report returned."""
     device = torch.device(args.device)
     batches = [int(b) for b in args.batches.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -228,10 +239,7 @@ def main() -> None:
         ),
     }  # fmt: skip
     print_table(args, settings, results)
-    report = {"settings": settings, "results": results}
-    print(json.dumps(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return {"settings": settings, "results": results}
 
 
 def print_table(args: argparse.Namespace, settings: dict, results: list[dict]) -> None:

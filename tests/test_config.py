@@ -9,7 +9,49 @@ CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
 
 
 def test_shipped_configs_exist():
-    assert {p.stem for p in CONFIGS} >= {"tiny", "transformer_100h", "transformer_960h"}
+    assert {p.stem for p in CONFIGS} >= {
+        "tiny", "transformer_100h", "conformer_100h", "transformer_960h", "conformer_960h"
+    }
+
+
+# What each LibriSpeech config follows (ESPnet's file, at a commit) and the reference's settings
+# it must match. Batch: ESPnet's numel batch_bins over ~37k bins per second (37.25k) of LibriSpeech audio
+# (16k samples + 5000 x ~3.4 tokens, with padding), times accum_grad; epochs: ESPnet's x 3 where
+# it trains on the 3x speed-perturbed copy (one random speed per utterance per epoch here).
+REFERENCES = {
+    "transformer_100h": ("train_asr_conformer_lr2e-3_warmup15k_amp_nondeterministic.yaml", "d1198b4002ae",
+                         dict(batch=16e6 / 37.25e3 * 4, epochs=70 * 3, lr=2e-3, warmup=15000, dropout=0.1,
+                              masks=(2, 27, 5, 0.05, 0), warp=True, encoder="transformer")),
+    "conformer_100h": ("train_asr_conformer_lr2e-3_warmup15k_amp_nondeterministic.yaml", "d1198b4002ae",
+                       dict(batch=16e6 / 37.25e3 * 4, epochs=70 * 3, lr=2e-3, warmup=15000, dropout=0.1,
+                            masks=(2, 27, 5, 0.05, 0), warp=True, encoder="conformer")),
+    "conformer_960h": ("train_asr_conformer10_hop_length160.yaml", "bac23cb630e8",
+                       dict(batch=35e6 / 37.25e3 * 4, epochs=50 * 3, lr=2.5e-3, warmup=40000, dropout=0.1,
+                            masks=(2, 27, 10, 0.05, 0), warp=True, encoder="conformer")),
+    "transformer_960h": ("train_asr_transformer.yaml", "06feeead9b12",
+                         dict(batch=16e6 / 37.25e3 * 4, epochs=60, lr=1e-3, warmup=25000, dropout=0.1,
+                              masks=(2, 30, 2, 0.0, 40), warp=True, encoder="transformer")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_librispeech_configs_match_the_espnet_config_they_name(name):
+    path = Path(__file__).parents[1] / "configs" / f"{name}.yaml"
+    reference, commit, want = REFERENCES[name]
+    comment = path.read_text().split("\ndata:")[0]
+    assert reference in comment and commit in comment, "name the followed file and its commit"
+    assert "Differences, and why" in comment and "WER" in comment
+    config = load_config(path)
+    train, aug, enc = config.train, config.augment, config.model.encoder
+    effective = config.data.max_batch_seconds * train.accum_steps * train.gpus
+    assert effective == pytest.approx(want["batch"], rel=0.03)
+    assert (train.epochs, train.lr, train.warmup_steps) == (want["epochs"], want["lr"], want["warmup"])
+    assert enc.dropout == config.model.decoder.dropout == want["dropout"] and enc.type == want["encoder"]
+    masks = (aug.freq_masks, aug.freq_mask_width, aug.time_masks, aug.time_mask_ratio)
+    assert masks == want["masks"][:4] and (aug.time_mask_ratio > 0 or aug.time_mask_width == want["masks"][4])
+    assert aug.spec_augment and aug.time_warp == want["warp"] and aug.time_warp_window == 5
+    assert aug.speed_perturb and aug.speeds == (0.9, 1.0, 1.1)
+    assert train.keep_best == 10 and config.data.vocab_size == 5000 and train.precision == "bf16"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -82,6 +82,32 @@ def test_transcribe_gives_the_decoded_text_of_a_test_file(recipe):
     assert text == _hyps(recipe / "exp/decode/test-joint_beam/hyp.txt")[first["id"]]
 
 
+def test_an_lm_of_the_corpus_sentences_lowers_the_test_wer_at_the_same_beam(recipe):
+    """Shallow fusion: a Transformer LM trained on the corpus's sentences (the transcripts of
+    train, dev and test, so it has seen the test text: this checks that fusion steers the
+    search, not that the LM generalises) lowers the joint beam search's WER (beam 10, CTC 0.3).
+    Measured on 2026-12-01: 16.0% -> 9.1%. (An LM of other sentences of the grammar only,
+    which draws each word at random within its class, gave 16.0% -> 15.4%.)"""
+    manifests = recipe / "manifests"
+    asr = [sys.executable, "-m", "asr.cli"]
+    subprocess.run(
+        [*asr, "lm", "train", "--tokenizer", str(recipe / "tokenizer"), "--manifest", str(manifests / "train.jsonl"),
+         "--manifest", str(manifests / "dev.jsonl"), "--manifest", str(manifests / "test.jsonl"),
+         "--out", str(recipe / "lm"), "--layers", "2", "--d-model", "128", "--heads", "4", "--ff-dim", "512",
+         "--epochs", "30", "--batch-tokens", "500", "--lr", "2e-3", "--warmup-steps", "100", "--device", "cpu"],
+        check=True, capture_output=True, cwd=REPO,
+    )  # fmt: skip
+    out = recipe / "exp/decode/test-joint_beam-lm0.5"
+    subprocess.run(
+        [*asr, "decode", "--exp", str(recipe / "exp"), "--manifest", str(manifests / "test.jsonl"),
+         "--method", "joint_beam", "--beam", "10", "--ctc-weight", "0.3", "--lm", str(recipe / "lm"),
+         "--lm-weight", "0.5", "--out", str(out)],
+        check=True, capture_output=True, cwd=REPO,
+    )  # fmt: skip
+    fused, plain = json.loads((out / "wer.json").read_text())["wer"], _wer(recipe, "joint_beam")
+    assert fused < 0.85 * plain, (fused, plain)
+
+
 # --------------------------------------------------------------------------- word times, long audio
 # (the trained model of the recipe; README "Word times and subtitles" and "Long audio")
 

@@ -59,11 +59,13 @@ class FrameClock:
     def of(cls, model) -> FrameClock:
         """The clock of an :class:`asr.model.ASRModel` (hop, window and subsampling)."""
         frontend, subsampling = model.frontend, model.encoder.subsampling
-        factor = 1
-        for _, stride in subsampling.layers:
-            factor *= stride
-        seen = (subsampling.min_input_frames - 1) * frontend.hop + frontend.n_fft  # samples
-        return cls(factor * frontend.hop / frontend.sample_rate, seen / 2 / frontend.sample_rate)
+        rate = getattr(frontend, "sample_rate", model.config.features.sample_rate)
+        hop = getattr(frontend, "hop", round(model.config.features.hop_ms * rate / 1000))
+        n_fft = getattr(frontend, "n_fft", 2 * hop)
+        # frames in per frame out, from the layer's own length formula (convolution strides)
+        factor = max(1, round(1000 / max(1, int(subsampling.output_lengths(torch.tensor([1000]))[0]))))
+        seen = (getattr(subsampling, "min_input_frames", factor) - 1) * hop + n_fft  # samples
+        return cls(factor * hop / rate, seen / 2 / rate)
 
     def span_seconds(self, start: int, end: int) -> tuple[float, float]:
         """Frames [start, end) -> (start, end) seconds, each frame owning +-stride/2 around its centre."""

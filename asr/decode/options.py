@@ -27,6 +27,12 @@ MAX_BATCH_SIZE = 1024
 MAX_LENGTH_RATIO = 10.0
 
 
+def default_method(has_ctc_head: bool) -> Method:
+    """The method used when none is asked for: joint_beam, or attention_beam for a model without
+    a CTC head (imported Whisper models)."""
+    return "joint_beam" if has_ctc_head else "attention_beam"
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """How to turn encoder output into tokens.
@@ -47,6 +53,7 @@ class DecodeOptions:
     max_length_ratio: float = 1.0  # at most max(1, floor(ratio * encoder frames)) tokens
     pre_beam_ratio: float = 1.5  # joint_beam: CTC scores the top ceil(ratio*beam) decoder tokens
     batch_size: int = 8  # utterances decoded together
+    lm_weight: float = 0.0  # beam searches with an LM: + lm_weight * log p_lm (shallow fusion)
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +73,8 @@ class DecodeOptions:
             )
         if not 0.0 < self.max_length_ratio <= MAX_LENGTH_RATIO:
             problems.append(f"max_length_ratio must be > 0 and <= {MAX_LENGTH_RATIO}, got {self.max_length_ratio!r}")
+        if not 0.0 <= self.lm_weight <= 10.0:
+            problems.append(f"lm_weight must be >= 0 and <= 10, got {self.lm_weight!r}")
         if not 1.0 <= self.pre_beam_ratio <= 100.0:
             problems.append(f"pre_beam_ratio must be >= 1 and <= 100, got {self.pre_beam_ratio!r}")
         if not _positive_int(self.batch_size, MAX_BATCH_SIZE):

@@ -37,6 +37,7 @@ from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
+from asr.lm.scorer import load_fusion_lm
 from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.model import ASRModel
@@ -129,6 +130,7 @@ def decode_manifest(
     num_workers: int = 0,
     nbest: int = 1,
     normalizer: str | None = None,
+    lm_dir: str | Path | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
@@ -138,10 +140,12 @@ def decode_manifest(
     ``out_dir`` is replaced as a whole once everything is written, never mixed with older files.
     ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER
     report (default: the tokenizer's, ``librispeech`` unless it was trained with another).
+    ``lm_dir`` holds an `asr lm train` LM fused into beam search with weight options.lm_weight.
     """
     _check_outputs(nbest, normalizer)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    lm = load_fusion_lm(lm_dir, exp_dir, device) if lm_dir is not None else None
     utterances = read_manifest(manifest)
     _check_output_dir(Path(out_dir))  # before decoding, not after it
     rate = config.features.sample_rate
@@ -152,7 +156,7 @@ def decode_manifest(
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
-    run = _decode_all(model, loader, utterances, options, device, console, nbest)
+    run = _decode_all(model, loader, utterances, options, device, console, nbest, lm)
     audio_seconds = run.samples / rate
     rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
     console.print(
@@ -161,7 +165,7 @@ def decode_manifest(
     )
     with files.replaced_dir(out_dir) as tmp:
         texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
-        timing = _timing(utterances, run, audio_seconds, rtf, options, device, checkpoint)
+        timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir)}
         files.write_json(tmp / TIMING_NAME, timing)
         if run.rejected:
             files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
@@ -185,7 +189,7 @@ def _check_output_dir(out_dir: Path) -> None:
 
 def _decode_all(
     model: ASRModel, loader: torch.utils.data.DataLoader, utterances: list[Utterance],
-    options: DecodeOptions, device: str | torch.device, console: Console, nbest: int = 1,
+    options: DecodeOptions, device: str | torch.device, console: Console, nbest: int = 1, lm: torch.nn.Module | None = None,
 ) -> _Run:
     """Decode every batch of ``loader``; results (and the ``nbest`` best) and rejections by
     manifest index."""
@@ -202,7 +206,7 @@ def _decode_all(
             if batch.waves is not None:
                 waves, lengths = batch.waves.to(device), batch.lengths.to(device)
                 check_decode_memory(model.config, model.vocab_size, options, len(batch.indices), waves.shape[1], device)
-                for index, found in zip(batch.indices, decode_batch(model, waves, lengths, options)):
+                for index, found in zip(batch.indices, decode_batch(model, waves, lengths, options, lm)):
                     results[index], alternatives[index] = found[0], found[:nbest]
                 samples += int(batch.lengths.sum())
             progress.advance(task, len(batch.indices) + len(batch.rejected))

@@ -16,21 +16,23 @@ from asr.decode.rescore import attention_rescoring
 from asr.decode.scorers import DecoderScorer
 from asr.model import ASRModel
 
+LM = torch.nn.Module  # asr.lm.model.TransformerLM (not imported here: decoding without one stays light)
+
 
 @torch.inference_mode()
 def decode_batch(
-    model: ASRModel, waves: Tensor, wave_lengths: Tensor, options: DecodeOptions
+    model: ASRModel, waves: Tensor, wave_lengths: Tensor, options: DecodeOptions, lm: LM | None = None
 ) -> list[list[Hypothesis]]:
     """waves (B, S) zero-padded, wave_lengths (B,) samples -> per utterance, hypotheses best first.
 
     The model should be in eval mode (dropout and SpecAugment off)."""
     encoded, enc_lengths = model.encode(waves, wave_lengths)
-    return search_encoded(model, encoded, enc_lengths, options)
+    return search_encoded(model, encoded, enc_lengths, options, lm)
 
 
 @torch.inference_mode()
 def search_encoded(
-    model: ASRModel, encoded: Tensor, enc_lengths: Tensor, options: DecodeOptions
+    model: ASRModel, encoded: Tensor, enc_lengths: Tensor, options: DecodeOptions, lm: LM | None = None
 ) -> list[list[Hypothesis]]:
     """encoded (B, T, D), enc_lengths (B,) -> per utterance, hypotheses best first.
 
@@ -42,13 +44,13 @@ def search_encoded(
         return results
     lengths = enc_lengths.index_select(0, valid)
     memory = encoded.index_select(0, valid)[:, : int(lengths.max())]  # (B', T', D)
-    for index, hyps in zip(valid.tolist(), _search(model, memory, lengths, options)):
+    for index, hyps in zip(valid.tolist(), _search(model, memory, lengths, options, lm)):
         results[index] = hyps
     return results
 
 
 def _search(
-    model: ASRModel, memory: Tensor, lengths: Tensor, options: DecodeOptions
+    model: ASRModel, memory: Tensor, lengths: Tensor, options: DecodeOptions, lm: LM | None = None
 ) -> list[list[Hypothesis]]:
     method = options.method
     if method == "ctc_greedy":
@@ -59,21 +61,27 @@ def _search(
         capacity = int(max_token_lengths(lengths, options.max_length_ratio).max()) + 1
         return attention_greedy(DecoderScorer(model.decoder, capacity=capacity), memory, lengths, options)
     if method in ("attention_beam", "joint_beam"):
-        return beam_search(beam_scorers(model, options, lengths), memory, lengths, options)
+        return beam_search(beam_scorers(model, options, lengths, lm), memory, lengths, options)
     if method == "attention_rescoring":
         log_probs = model.ctc_log_probs(memory)
         return attention_rescoring(model.decoder, memory, lengths, log_probs, options)
     raise ValueError(f"unknown decoding method {method!r}")  # DecodeOptions checks it first
 
 
-def beam_scorers(model: ASRModel, options: DecodeOptions, lengths: Tensor) -> Weighted:
+def beam_scorers(model: ASRModel, options: DecodeOptions, lengths: Tensor, lm: LM | None = None) -> Weighted:
     """The weighted scorers of a beam search over encoder outputs of ``lengths`` (N,): the
     decoder, and for joint_beam CTC prefix scores, weighted (1 - w) and w (Watanabe et al.,
-    2017). Another scorer (an LM) is one more entry. The decoder's cache is made to hold
-    every step the length limit allows, so it never grows."""
+    2017); with ``lm`` and options.lm_weight > 0, the LM, weighted lm_weight (shallow fusion,
+    asr.lm.scorer). The decoder's cache is made to hold every step the length limit allows,
+    so it never grows."""
     capacity = int(max_token_lengths(lengths, options.max_length_ratio).max()) + 1
     decoder = DecoderScorer(model.decoder, capacity=capacity)
-    if options.method == "attention_beam" or options.ctc_weight == 0.0:
-        return {"decoder": (decoder, 1.0)}
-    ctc = CTCPrefixScorer(model.ctc_log_probs)
-    return {"decoder": (decoder, 1.0 - options.ctc_weight), "ctc": (ctc, options.ctc_weight)}
+    scorers: dict = {"decoder": (decoder, 1.0)}
+    if options.method == "joint_beam" and options.ctc_weight > 0.0:
+        ctc = CTCPrefixScorer(model.ctc_log_probs)
+        scorers = {"decoder": (decoder, 1.0 - options.ctc_weight), "ctc": (ctc, options.ctc_weight)}
+    if lm is not None and options.lm_weight > 0.0:
+        from asr.lm.scorer import LMScorer
+
+        scorers["lm"] = (LMScorer(lm), options.lm_weight)
+    return scorers

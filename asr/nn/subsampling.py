@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from asr.nn.masks import lengths_to_mask
+
 # (kernel, stride) of each Conv2d layer for each overall time reduction.
 LAYERS: dict[int, list[tuple[int, int]]] = {
     4: [(3, 2), (3, 2)],
@@ -64,6 +66,7 @@ class Conv1dStem(nn.Module):
     """
 
     min_input_frames = 1
+    layers = ((3, 1), (3, 2))  # (kernel, stride): the frame clock of word timestamps reads the strides
 
     def __init__(self, n_mels: int, d_model: int):
         super().__init__()
@@ -77,7 +80,7 @@ class Conv1dStem(nn.Module):
         """(B, T, F) frames -> (B, ceil(T/2), d_model) and (B,) lengths."""
         x = nn.functional.gelu(self.conv1(feats.transpose(1, 2)))  # (B, D, T)
         if int(lengths.min()) < x.shape[2]:
-            valid = torch.arange(x.shape[2], device=x.device) < lengths[:, None]  # (B, T)
+            valid = lengths_to_mask(lengths, x.shape[2])  # (B, T)
             x = x.masked_fill(~valid[:, None, :], 0.0)
         x = nn.functional.gelu(self.conv2(x))  # (B, D, T')
         return x.transpose(1, 2), self.output_lengths(lengths)

@@ -22,6 +22,7 @@ from asr.data.screen import usable_utterances
 from asr.progress import TrainProgress
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext, barrier
+from asr.train.seeding import gather_rng_states
 from asr.train.log import ExperimentLog
 from asr.train.state import TrainState, restore_rng, rng_state
 from asr.train.step import StepResult
@@ -105,9 +106,10 @@ class TrainHooks:
     def save_last(self, state: TrainState) -> None:
         if vars(state.position) == self._saved:
             return  # nothing happened since the last save (e.g. the end right after an epoch)
+        rank_rng = gather_rng_states(self.ctx)  # every rank's own stream (asr.train.seeding)
         if self.ctx.is_main:  # with the log's length and window, so that a resume logs the same
             extra = {"log_records": self.log.count, "log_window": dataclasses.asdict(self._window)}
-            save_checkpoint({**state.to_checkpoint(), **extra}, self.last_path)
+            save_checkpoint({**state.to_checkpoint(), **extra, "rank_rng": rank_rng}, self.last_path)
         self._saved = vars(state.position).copy()
         barrier(self.ctx)
 

@@ -36,6 +36,8 @@ from asr.train.hooks import TrainHooks
 from asr.train.lock import experiment_lock
 from asr.train.log import ExperimentLog
 from asr.train.precision import resolve_precision
+from asr.train.schedule import announce, per_rank_config, plan
+from asr.train.seeding import restore_rank_rng, seed_rank
 from asr.train.state import TrainState, build_train_state
 from asr.train.step import train_step
 
@@ -134,25 +136,44 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     resume = _start(config, exp_dir, ctx, console, log)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
+    _check_vocab_size(config, tokenizer)
     model = ASRModel(config, tokenizer.vocab_size)
+    seed_rank(config.train.seed, ctx.rank)  # same weights everywhere; per-rank augmentation and dropout
     if model.cmvn is not None:  # imported Whisper models have none
         model.cmvn.load_state_dict(GlobalCMVN.from_stats(*load_cmvn(exp_dir / layout.CMVN)).state_dict())
     if resume is None and config.train.init:
         load_init_weights(model, config.train.init)
     freeze_encoder(model, config.train.freeze_encoder)
-    state = build_train_state(config, model, ctx.device, precision.used, ctx)
+    # The micro-batch and accumulation of this many ranks (asr.train.schedule); the saved config
+    # and the checkpoints keep the config's own values.
+    run_config = per_rank_config(config, ctx.world_size)
+    state = build_train_state(run_config, model, ctx.device, precision.used, ctx)
     state.tokenizer_sha256 = directory_hash(exp_dir / layout.TOKENIZER)
     if resume is not None:
         check_tokenizer(resume, exp_dir / layout.TOKENIZER, _last_path(exp_dir))
         state.load_checkpoint(resume)
+        restore_rank_rng(resume, ctx, config.train.seed)
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
+    data = TrainData(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
+    schedule = plan(config, data.sampler.durations, ctx.world_size)
+    if ctx.is_main:
+        announce(schedule, console)
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
-               "precision_requested": precision.requested, "precision_note": precision.reason})  # fmt: skip
+               "precision_requested": precision.requested, "precision_note": precision.reason,
+               "schedule": schedule.record()})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
     if resume is not None:
         hooks.resume(resume)
-    return Session(state, TrainData(config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED), hooks)
+    return Session(state, data, hooks)
+
+
+def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:
+    if config.data.vocab_size and tokenizer.vocab_size != config.data.vocab_size:
+        raise TrainingError(
+            f"the tokenizer has {tokenizer.vocab_size} units but data.vocab_size is "
+            f"{config.data.vocab_size}: train it with `asr tokenizer train --config` or fix the key"
+        )
 
 
 def _tensorboard(config: ExperimentConfig, exp_dir: Path, ctx: DistContext):

@@ -20,6 +20,7 @@ import torchaudio
 from torch import Tensor, nn
 
 from asr.config import FeatureConfig
+from asr.nn.masks import lengths_to_mask
 
 N_FFT = 400
 HOP = 160
@@ -31,6 +32,7 @@ class WhisperLogMel(nn.Module):
         if config.sample_rate != 16000:
             raise ValueError(f"features.sample_rate: Whisper models take 16000 Hz, not {config.sample_rate}")
         self.sample_rate = config.sample_rate
+        self.n_fft, self.hop = N_FFT, HOP  # as LogMel's: the frame clock of word timestamps reads them
         self.n_mels = config.n_mels
         self.pad_samples = round(config.pad_seconds * config.sample_rate)
         self.pad_mode = config.pad_mode
@@ -78,6 +80,6 @@ class WhisperLogMel(nn.Module):
         # reflection: openai-whisper pads 30 s of zeros before its STFT.
         target = self.pad_samples + N_FFT
         waves = waves[:, :target]
-        valid = torch.arange(waves.shape[1], device=waves.device) < lengths[:, None]
+        valid = lengths_to_mask(lengths, waves.shape[1])  # (B, S)
         waves = nn.functional.pad(waves.masked_fill(~valid, 0.0), (0, target - waves.shape[1]))
         return self._log_mel(waves)[:, : self.pad_samples // HOP]
