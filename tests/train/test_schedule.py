@@ -110,10 +110,10 @@ def test_one_rank_and_two_gloo_ranks_take_the_same_updates_at_the_same_learning_
 
 
 def test_a_tokenizer_of_another_size_than_data_vocab_size_stops_training(toy_corpus, tmp_path):
-    from asr.text.tokenizer import Tokenizer
+    from asr.text.tokenizer import load_tokenizer
     from asr.train.loop import TrainingError
 
-    units = Tokenizer(toy_corpus["tokenizer"]).vocab_size
+    units = load_tokenizer(toy_corpus["tokenizer"]).vocab_size
     config = load_config("configs/tiny.yaml", toy_overrides(toy_corpus, f"data.vocab_size={units + 1}"))
     with pytest.raises(TrainingError, match=f"the tokenizer has {units} units but data.vocab_size is {units + 1}"):
         train(config, tmp_path / "exp", device="cpu", console=QUIET)
