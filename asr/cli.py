@@ -378,14 +378,13 @@ def average(
 
 def _default_method(exp: Path) -> str:
     """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
-    import yaml
-
+    from asr.config import load_config
     from asr.decode.options import default_method
+    from asr.experiment import CONFIG
 
-    path = Path(exp) / "config.yaml"
     try:
-        has_ctc = (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("ctc_head", True)
-    except (OSError, yaml.YAMLError, AttributeError):
+        has_ctc = load_config(Path(exp) / CONFIG).model.ctc_head
+    except (OSError, ValueError):
         has_ctc = True  # loading the experiment reports what is wrong with it
     return default_method(has_ctc)
 
