@@ -31,23 +31,23 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
 
 
 def _meminfo_available() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62  # unknown (not Linux): do not refuse
+    # Unknown (not Linux): do not refuse.
+    return _proc_kib("/proc/meminfo", "MemAvailable:", default=1 << 62)
 
 
 def _address_space_used() -> int:
+    return _proc_kib("/proc/self/status", "VmSize:", default=0)
+
+
+def _proc_kib(path: str, key: str, default: int) -> int:
+    """The bytes of a ``key: N kB`` line of a /proc file, or ``default`` when it cannot be read."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return default
 
 
 def require(needed: int, what: str, fix: str, device: torch.device | str = "cpu") -> None:
