@@ -10,19 +10,12 @@ import torch
 
 from asr.config import EncoderConfig, ModelConfig
 from asr.nn.conformer import ConformerEncoder, RelPositionAttention, rel_shift, relative_positions
+from tests.support.batches import padded
 
 CONFIG = ModelConfig(
     d_model=32,
     encoder=EncoderConfig(type="conformer", layers=2, heads=4, ff_dim=64, dropout=0.1, conv_channels=8, conv_kernel=7),
 )
-
-
-def _padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(x) for x in items])
-    batch = torch.zeros(len(items), int(lengths.max()), *items[0].shape[1:])
-    for i, x in enumerate(items):
-        batch[i, : len(x)] = x
-    return batch, lengths
 
 
 def _trained_norms(encoder: ConformerEncoder) -> ConformerEncoder:
@@ -48,7 +41,7 @@ def test_encoder_output_is_the_same_alone_and_padded_in_a_batch():
     torch.manual_seed(0)
     encoder = _trained_norms(ConformerEncoder(20, CONFIG)).eval()
     utterances = [torch.randn(n, 20) for n in (61, 23, 40)]
-    feats, lengths = _padded(utterances)
+    feats, lengths = padded(utterances)
     feats[1, 23:] = 5.0  # garbage in the padding must not matter either
     batch_out, batch_lengths = encoder(feats, lengths)
     for i, utt in enumerate(utterances):
@@ -64,7 +57,7 @@ def test_without_the_padding_mask_in_the_convolution_padding_would_leak():
     torch.manual_seed(0)
     encoder = _trained_norms(ConformerEncoder(20, CONFIG)).eval()
     utt = torch.randn(40, 20)
-    feats, lengths = _padded([utt, torch.randn(80, 20)])
+    feats, lengths = padded([utt, torch.randn(80, 20)])
     conv = encoder.blocks[0].conv
     alone, _ = encoder(utt[None], torch.tensor([40]))
     batch, _ = encoder(feats, lengths)
@@ -111,7 +104,7 @@ def test_attention_sees_relative_positions_only():
 def test_one_training_step_moves_every_parameter():
     torch.manual_seed(0)
     encoder = ConformerEncoder(20, CONFIG).train()
-    feats, lengths = _padded([torch.randn(n, 20) for n in (50, 30)])
+    feats, lengths = padded([torch.randn(n, 20) for n in (50, 30)])
     out, out_lengths = encoder(feats, lengths)
     valid = torch.arange(out.shape[1]) < out_lengths[:, None]
     (out[valid] ** 2).mean().backward()

@@ -5,6 +5,7 @@ import torch
 
 from asr.config import DecoderConfig, EncoderConfig, ModelConfig
 from asr.nn.decoder import Decoder
+from tests.support.batches import padded
 
 CONFIG = ModelConfig(
     d_model=32,
@@ -14,19 +15,11 @@ CONFIG = ModelConfig(
 VOCAB = 11
 
 
-def _padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(x) for x in items])
-    batch = torch.zeros(len(items), int(lengths.max()), *items[0].shape[1:])
-    for i, x in enumerate(items):
-        batch[i, : len(x)] = x
-    return batch, lengths
-
-
 def test_decoder_output_is_the_same_alone_and_padded_in_a_batch():
     decoder = Decoder(VOCAB, CONFIG).eval()
     memories = [torch.randn(n, 32) for n in (9, 4, 13)]
     tokens = [torch.randint(3, VOCAB, (n,)) for n in (5, 2, 7)]
-    memory, memory_lengths = _padded(memories)
+    memory, memory_lengths = padded(memories)
     token_batch = torch.zeros(3, 7, dtype=torch.long)
     for i, t in enumerate(tokens):
         token_batch[i, : len(t)] = t
@@ -38,7 +31,7 @@ def test_decoder_output_is_the_same_alone_and_padded_in_a_batch():
 
 def test_incremental_decoding_gives_the_logits_of_a_full_forward_pass():
     decoder = Decoder(VOCAB, CONFIG).eval()
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
     tokens = torch.randint(3, VOCAB, (2, 6))
     full, _ = decoder(tokens, memory, memory_lengths)
     cache = decoder.init_cache(memory, memory_lengths)
@@ -52,7 +45,7 @@ def test_grouped_hypotheses_share_one_copy_of_the_encoder_keys_and_values():
     and reordering hypotheses moves their self-attention history with them."""
     decoder = Decoder(VOCAB, CONFIG).eval()
     beams = 3
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
     tokens = torch.randint(3, VOCAB, (2 * beams, 5))
     copies = memory.repeat_interleave(beams, 0), memory_lengths.repeat_interleave(beams)
     full, _ = decoder(tokens, *copies)
@@ -71,7 +64,7 @@ def test_grouped_hypotheses_share_one_copy_of_the_encoder_keys_and_values():
 
 def test_dropping_a_finished_utterance_keeps_the_others_scores():
     decoder = Decoder(VOCAB, CONFIG).eval()
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4, 6)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4, 6)])
     tokens = torch.randint(3, VOCAB, (6, 3))
     full, _ = decoder(tokens, memory.repeat_interleave(2, 0), memory_lengths.repeat_interleave(2))
     cache = decoder.expand_cache(decoder.init_cache(memory, memory_lengths), 2)
@@ -84,7 +77,7 @@ def test_dropping_a_finished_utterance_keeps_the_others_scores():
 
 def test_attention_weights_are_returned_on_request_and_match_the_fused_path():
     decoder = Decoder(VOCAB, CONFIG).eval()
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
     tokens = torch.randint(3, VOCAB, (2, 5))
     fused, none = decoder(tokens, memory, memory_lengths)
     explicit, weights = decoder(tokens, memory, memory_lengths, need_weights=True)
@@ -95,10 +88,9 @@ def test_attention_weights_are_returned_on_request_and_match_the_fused_path():
     assert float(weights[0][1, :, :, 4:].detach().abs().max()) == 0.0  # padded encoder frames get no weight
 
 
-
 def test_the_cache_holds_its_group_and_a_batch_that_does_not_divide_is_an_error():
     decoder = Decoder(VOCAB, CONFIG).eval()
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
     cache = decoder.init_cache(memory, memory_lengths, group=3)
     assert cache.group == 3 and cache.self_kv.shape[3] == 6
     assert decoder.expand_cache(cache, 2).group == 6
@@ -110,7 +102,7 @@ def test_the_cache_holds_its_group_and_a_batch_that_does_not_divide_is_an_error(
 
 def test_incremental_decoding_past_the_cache_capacity_grows_it():
     decoder = Decoder(VOCAB, CONFIG).eval()
-    memory, memory_lengths = _padded([torch.randn(n, 32) for n in (9, 4)])
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
     tokens = torch.randint(3, VOCAB, (4, 7))
     full, _ = decoder(tokens, memory.repeat_interleave(2, 0), memory_lengths.repeat_interleave(2))
     with torch.inference_mode():

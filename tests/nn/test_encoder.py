@@ -4,6 +4,7 @@ import torch
 
 from asr.config import DecoderConfig, EncoderConfig, ModelConfig
 from asr.nn.encoder import Encoder
+from tests.support.batches import padded
 
 CONFIG = ModelConfig(
     d_model=32,
@@ -13,18 +14,10 @@ CONFIG = ModelConfig(
 VOCAB = 11
 
 
-def _padded(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(x) for x in items])
-    batch = torch.zeros(len(items), int(lengths.max()), *items[0].shape[1:])
-    for i, x in enumerate(items):
-        batch[i, : len(x)] = x
-    return batch, lengths
-
-
 def test_encoder_output_is_the_same_alone_and_padded_in_a_batch():
     encoder = Encoder(n_mels=20, config=CONFIG).eval()
     utterances = [torch.randn(n, 20) for n in (61, 23, 40)]
-    feats, lengths = _padded(utterances)
+    feats, lengths = padded(utterances)
     batch_out, batch_lengths = encoder(feats, lengths)
     for i, utt in enumerate(utterances):
         alone, alone_length = encoder(utt[None], torch.tensor([len(utt)]))
