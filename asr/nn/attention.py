@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from asr.nn.dropout import Dropout
 from asr.nn.masks import NEG_INF
 
 KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
@@ -99,7 +100,7 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff_dim: int, dropout: float, activation: str = "relu"):
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        super().__init__(nn.Linear(d_model, ff_dim), act, nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+        super().__init__(nn.Linear(d_model, ff_dim), act, Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 
 def sinusoidal_positions(

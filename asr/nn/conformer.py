@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
+from asr.nn.dropout import Dropout
 from asr.nn.masks import lengths_to_mask
 from asr.nn.subsampling import ConvSubsampling
 
@@ -117,7 +118,7 @@ class ConvModule(nn.Module):
 
 class SwishFeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff_dim: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+        super().__init__(nn.Linear(d_model, ff_dim), nn.SiLU(), Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 
 class ConformerBlock(nn.Module):
@@ -128,7 +129,7 @@ class ConformerBlock(nn.Module):
         self.conv_norm, self.conv = nn.LayerNorm(d_model), ConvModule(d_model, kernel)
         self.ff_out_norm, self.ff_out = nn.LayerNorm(d_model), SwishFeedForward(d_model, ff_dim, dropout)
         self.final_norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, pos_emb: Tensor, mask: Tensor, valid: Tensor) -> Tensor:
         """x (B, T, D); pos_emb (2T-1, D); mask (B, 1, 1, T) keys; valid (B, T) frames."""
@@ -147,7 +148,7 @@ class ConformerEncoder(nn.Module):
         enc = config.encoder
         self.d_model = config.d_model
         self.subsampling = ConvSubsampling(n_mels, config.d_model, enc.conv_channels, enc.subsampling)
-        self.dropout = nn.Dropout(enc.dropout)
+        self.dropout = Dropout(enc.dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(config.d_model, enc.heads, enc.ff_dim, enc.dropout, enc.conv_kernel)
             for _ in range(enc.layers)

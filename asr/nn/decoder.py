@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from asr.config import ModelConfig
 from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
+from asr.nn.dropout import Dropout
 from asr.nn.masks import lengths_to_mask, utterance_rows
 from asr.text.special import SOS_EOS_ID
 
@@ -92,7 +93,7 @@ class DecoderBlock(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
         self.ff_norm = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff_dim, dropout, activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,
@@ -137,7 +138,7 @@ class Decoder(nn.Module):
             nn.Embedding(dec.max_positions, config.d_model) if dec.positions == "learned" else None
         )
         self.max_positions = dec.max_positions
-        self.dropout = nn.Dropout(dec.dropout)
+        self.dropout = Dropout(dec.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(config.d_model, dec.heads, dec.ff_dim, dec.dropout, dec.activation, config.attention_key_bias)
             for _ in range(dec.layers)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from asr.config import ModelConfig
 from asr.nn.attention import FeedForward, MultiHeadAttention, sinusoidal_positions, whisper_sinusoids
+from asr.nn.dropout import Dropout
 from asr.nn.masks import lengths_to_mask
 from asr.nn.subsampling import Conv1dStem, ConvSubsampling
 
@@ -19,7 +20,7 @@ class EncoderBlock(nn.Module):
         self.attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
         self.ff_norm = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff_dim, dropout, activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         h = self.attn_norm(x)
@@ -42,7 +43,7 @@ class Encoder(nn.Module):
             self.register_buffer("positions", whisper_sinusoids(enc.max_positions, config.d_model))
         else:
             self.positions = None
-        self.dropout = nn.Dropout(enc.dropout)
+        self.dropout = Dropout(enc.dropout)
         self.blocks = nn.ModuleList(
             EncoderBlock(config.d_model, enc.heads, enc.ff_dim, enc.dropout, enc.activation, config.attention_key_bias)
             for _ in range(enc.layers)
