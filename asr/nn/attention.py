@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asr.nn.dropout import Dropout
+from asr.nn import dropout as dropouts
 from asr.nn.masks import NEG_INF
 
 KeyValue = tuple[Tensor, Tensor]  # each (B, H, T, head_dim)
@@ -68,9 +68,12 @@ class MultiHeadAttention(nn.Module):
             q = q.view(kv_batch, group, self.heads, q_time, self.head_dim)
             q = q.permute(0, 2, 1, 3, 4).reshape(kv_batch, self.heads, group * q_time, self.head_dim)
         dropout = self.dropout if self.training else 0.0
-        if need_weights:
+        if need_weights or (dropout > 0.0 and q.device.type == "cpu" and _rows_attend(mask, causal)):
+            # On a CPU, SDPA with dropout takes its math path: the same products, plus a "safe"
+            # softmax (three more passes over the weights) and torch's serial Bernoulli mask.
             weights = self._weights(q, keys, mask, causal)
-            out = F.dropout(weights, dropout, self.training) @ values
+            out = dropouts.dropout(weights, dropout, self.training) @ values
+            weights = weights if need_weights else None
         else:
             weights = None
             out = F.scaled_dot_product_attention(
@@ -87,20 +90,28 @@ class MultiHeadAttention(nn.Module):
 
     @staticmethod
     def _weights(q: Tensor, keys: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
-        scores = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
+        scores = (q / math.sqrt(q.shape[-1])) @ keys.transpose(-2, -1)  # (B, H, Tq, Tk)
         if causal:
             q_time, k_time = scores.shape[-2:]
             allowed = torch.ones(q_time, k_time, dtype=torch.bool, device=q.device).tril(k_time - q_time)
-            scores = scores.masked_fill(~allowed, NEG_INF)
+            scores = scores.masked_fill_(~allowed, NEG_INF)  # in place: a fresh product
         if mask is not None:
-            scores = scores.masked_fill(~mask, NEG_INF)
+            scores = scores.masked_fill_(~mask, NEG_INF)
         return scores.softmax(dim=-1)
+
+
+def _rows_attend(mask: Tensor | None, causal: bool) -> bool:
+    """Whether every query row may attend some key (where SDPA's safe softmax changes nothing),
+    and SDPA would apply the same masks as :meth:`MultiHeadAttention._weights` (not both)."""
+    if mask is None:
+        return True
+    return not causal and bool(mask.any(dim=-1).all())
 
 
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff_dim: int, dropout: float, activation: str = "relu"):
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        super().__init__(nn.Linear(d_model, ff_dim), act, Dropout(dropout), nn.Linear(ff_dim, d_model))
+        super().__init__(nn.Linear(d_model, ff_dim), act, dropouts.Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 
 def sinusoidal_positions(
