@@ -71,7 +71,7 @@ class ASRModel(nn.Module):
         return self.encoder(*self.features(waves, wave_lengths))
 
     def ctc_log_probs(self, encoded: Tensor) -> Tensor:
-        """(B, T', D) -> (B, T', V) log-probabilities, computed in float32 for a stable CTC."""
+        """(B, T', D) -> (B, T', V) log-probabilities (any leading dims), float32 for a stable CTC."""
         if self.ctc is None:
             raise ValueError("this model has no CTC head (model.ctc_head: false): decode with "
                              "--method attention_greedy or attention_beam")
@@ -98,7 +98,9 @@ class ASRModel(nn.Module):
         ctc_loss = encoded.new_zeros((), dtype=torch.float32)
         if self.ctc is not None:
             ctc_loss = F.ctc_loss(
-                self.ctc_log_probs(encoded).transpose(0, 1),  # (T', B, V)
+                # (T', B, V) computed in that layout: a transposed view would cost two copies
+                # of (B, T', V) in log-softmax's forward and backward.
+                self.ctc_log_probs(encoded.transpose(0, 1)),
                 tokens,
                 enc_lengths,
                 token_lengths,
@@ -112,9 +114,9 @@ class ASRModel(nn.Module):
         targets = torch.cat([tokens.masked_fill(~real, IGNORE), sos.new_full((batch, 1), IGNORE)], 1)
         targets[torch.arange(batch), token_lengths] = SOS_EOS_ID  # <eos> right after the last token
         logits, _ = self.decoder(decoder_in, encoded, enc_lengths)
-        att_loss = F.cross_entropy(
-            logits.float().transpose(1, 2),
-            targets,
+        att_loss = F.cross_entropy(  # over (B * (U+1), V) rows: the classes contiguous, no copies
+            logits.float().flatten(0, 1),
+            targets.flatten(),
             ignore_index=IGNORE,
             label_smoothing=cfg.label_smoothing,
             reduction="sum",

@@ -59,6 +59,26 @@ def test_loss_is_the_weighted_sum_of_ctc_and_cross_entropy(tiny_model):
     torch.testing.assert_close(losses.ctc, expected_ctc, atol=1e-4, rtol=1e-4)
 
 
+def test_padded_batch_losses_with_label_smoothing_match_the_losses_on_transposed_layouts(tiny_model):
+    """The loss reads (T', B, V) log-probs and (B*(U+1), V) logits; the same as on (B, V, U+1) logits
+    and a transposed view of (B, T', V) log-probs (how it was first written)."""
+    model = tiny_model(VOCAB, peaked=False, ctc_weight=0.3, label_smoothing=0.1)
+    waves, lengths, tokens, token_lengths = batch()
+    losses = model(waves, lengths, tokens, token_lengths)
+    encoded, enc_lengths = model.encode(waves, lengths)
+    log_probs = model.ctc_log_probs(encoded).transpose(0, 1)
+    expected_ctc = F.ctc_loss(log_probs, tokens, enc_lengths, token_lengths, reduction="sum", zero_infinity=True) / 3
+    real = torch.arange(tokens.shape[1]) < token_lengths[:, None]
+    sos = torch.full((3, 1), SOS_EOS_ID)
+    logits, _ = model.decoder(torch.cat([sos, tokens.masked_fill(~real, 0)], 1), encoded, enc_lengths)
+    targets = torch.cat([tokens.masked_fill(~real, -100), torch.full((3, 1), -100)], 1)
+    targets[torch.arange(3), token_lengths] = SOS_EOS_ID
+    expected_ce = F.cross_entropy(logits.transpose(1, 2), targets, label_smoothing=0.1, reduction="sum") / 3
+    torch.testing.assert_close(losses.ctc, expected_ctc, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(losses.attention, expected_ce, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(losses.loss, 0.3 * expected_ctc + 0.7 * expected_ce, atol=1e-5, rtol=1e-5)
+
+
 def test_a_few_steps_overfit_one_batch(tiny_model):
     model = tiny_model(VOCAB, peaked=False, spec_augment=False, label_smoothing=0.0).train()
     waves, lengths, tokens, token_lengths = batch()
