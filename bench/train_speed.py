@@ -4,8 +4,9 @@ Times ``asr.train.step.train_step`` itself (frontend, joint CTC/attention loss, 
 clipping, grad scaler, AdamW and schedule) for each config and precision. Next to every figure it
 prints the CPU model and capability, the FLOP-bound time (the step's matmul/conv FLOPs, counted by
 torch.utils.flop_counter, over the matmul peak of that precision measured in the same run; for
-fp32 that is the sgemm peak) and the share of that peak
-reached, and the peak resident memory during the timed steps.
+fp32 that is the sgemm peak) and the share of that peak reached, the peak resident memory during
+the timed steps, and the step split into forward (the module call, losses included), backward
+(with gradient clipping) and optimizer update.
 
 bf16 goes through the same precision guard as `asr train`: on a CPU without native bf16 it runs
 fp32, and the precision column says so ("bf16->fp32").
@@ -21,6 +22,7 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,7 +34,7 @@ from asr.config import load_config
 from asr.data.dataset import Batch
 from asr.model import ASRModel
 from asr.train.precision import cpu_capability, cpu_model, resolve_precision
-from asr.train.state import build_train_state
+from asr.train.state import TrainState, build_train_state
 from asr.train.step import train_step
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -94,6 +96,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class PhaseTimer:
+    """Times the forward pass (the module call, losses included) and the optimizer update inside
+    ``train_step`` by wrapping them on these instances; the rest of a step is the backward pass
+    plus gradient clipping (and, on a GPU, what the synchronisation waits for)."""
+
+    def __init__(self, state: TrainState, device: torch.device):
+        self.device, self.seconds = device, {"forward": 0.0, "optimizer": 0.0}
+        state.module.forward = self._timed("forward", state.module.forward)
+        state.optimizer.step = self._timed("optimizer", state.optimizer.step)
+
+    def _timed(self, phase: str, call: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            synchronize(self.device)
+            start = time.perf_counter()
+            out = call(*args, **kwargs)
+            synchronize(self.device)
+            self.seconds[phase] += time.perf_counter() - start
+            return out
+
+        return timed
+
+
 def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device) -> dict:
     config = load_config(CONFIGS / f"{name}.yaml", [f"train.precision={precision}", f"train.accum_steps={args.accum}"])
     used = resolve_precision(precision, device)
@@ -107,12 +131,14 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
     flops = counter.get_total_flops()
     peak = gemm_peak(device, {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[used.used])
     synchronize(device)
+    phases = PhaseTimer(state, device)
     peak_rss_reset()
     start = time.perf_counter()
     for _ in range(args.steps):
         train_step(state, batches)
     synchronize(device)
     elapsed = (time.perf_counter() - start) / args.steps
+    forward, optimizer = (phases.seconds[k] / args.steps for k in ("forward", "optimizer"))
     utterances = args.batch * args.accum
     flop_bound = flops / (peak * 1e9)
     return {
@@ -128,6 +154,9 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
         "accum_steps": args.accum,
         "seconds_per_utterance": args.seconds,
         "step_seconds": elapsed,
+        "forward_seconds": forward,  # the module call, losses included
+        "backward_seconds": elapsed - forward - optimizer,  # with gradient clipping and the rest
+        "optimizer_seconds": optimizer,
         "utterances_per_second": utterances / elapsed,
         "audio_seconds_per_second": utterances * args.seconds / elapsed,
         "parameters_millions": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -148,13 +177,14 @@ def print_table(results: list[dict], args: argparse.Namespace, device: torch.dev
         f"batch {args.batch} x {args.seconds:g} s, accum {args.accum}; 'of peak': of the measured gemm peak of that precision)"
     )
     table = Table(title=title)
-    columns = ("config", "params (M)", "precision", "step (s)", "GFLOP", "gemm peak (GFLOP/s)", "FLOP-bound (s)", "of peak", "utt/s", "audio s/s", "peak RSS (MB)", "cpu capability")
+    columns = ("config", "params (M)", "precision", "step (s)", "fwd / bwd / opt (s)", "GFLOP", "gemm peak (GFLOP/s)", "FLOP-bound (s)", "of peak", "utt/s", "audio s/s", "peak RSS (MB)", "cpu capability")
     for column in columns:
         table.add_column(column, justify="right")
     for r in results:
         shown = r["precision"] if r["precision_used"] == r["precision"] else f"{r['precision']}->{r['precision_used']}"
         table.add_row(
-            r["config"], f"{r['parameters_millions']:.1f}", shown, f"{r['step_seconds']:.3f}", f"{r['step_gflop']:.1f}",
+            r["config"], f"{r['parameters_millions']:.1f}", shown, f"{r['step_seconds']:.3f}",
+            f"{r['forward_seconds']:.2f} / {r['backward_seconds']:.2f} / {r['optimizer_seconds']:.2f}", f"{r['step_gflop']:.1f}",
             f"{r['gemm_peak_gflops']:.0f}", f"{r['flop_bound_seconds']:.3f}", f"{100 * r['share_of_peak']:.0f}%", f"{r['utterances_per_second']:.1f}",
             f"{r['audio_seconds_per_second']:.1f}", f"{r['peak_rss_mb']:.0f}", r["cpu_capability"],
         )  # fmt: skip
