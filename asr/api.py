@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "length_norm": False,  # as DecodeOptions(): ESPnet's ranking, raw score + length bonus
     "max_length_ratio": 1.0,
     "batch_size": 8,
+    "precision": "fp32",  # bf16: the encoder under bf16 autocast (CPUs with native bf16, GPUs)
     "segment_seconds": None,  # None: the longest training utterance of the experiment
     "nbest": 1,
     "timestamps": True,

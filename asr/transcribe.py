@@ -29,7 +29,7 @@ from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, wor
 from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
-from asr.decode.search import search_encoded
+from asr.decode.search import encode, search_encoded
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
@@ -192,7 +192,7 @@ def _decode_segments(
     device = next(model.parameters()).device
     rate = model.config.features.sample_rate
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
-    encoded, enc_lengths = model.encode(waves.to(device), lengths.to(device))
+    encoded, enc_lengths = encode(model, waves.to(device), lengths.to(device), options.precision)
     hyps = search_encoded(model, encoded, enc_lengths, options)
     # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
     has_ctc = getattr(model, "ctc", None) is not None
