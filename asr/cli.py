@@ -408,6 +408,7 @@ LengthNorm = Annotated[bool, typer.Option("--length-norm/--no-length-norm", help
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Language = Annotated[Optional[str], typer.Option(help="Multilingual Whisper models: the language to transcribe for this run (a code: en, de, fr, ...; default: the one chosen at import).", show_default=False)]
 
 
 @app.command()
@@ -429,6 +430,7 @@ def decode(
     device: Device = "auto",
     lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
     lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,
+    language: Language = None,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
     from asr.decode.run import decode_manifest
@@ -441,7 +443,7 @@ def decode(
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(
         exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
-        nbest=nbest, normalizer=normalizer, lm_dir=lm,
+        nbest=nbest, normalizer=normalizer, lm_dir=lm, language=language,
     )  # fmt: skip
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
@@ -472,6 +474,7 @@ def transcribe(
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     device: Device = "auto",
+    language: Language = None,
 ) -> None:
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
     from asr.formats import SUBTITLES, check_format
@@ -488,7 +491,7 @@ def transcribe(
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size)
     results = transcribe_files(
         exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
-        timestamps=timestamps, vad=vad, device=pick_device(device), console=console,
+        timestamps=timestamps, vad=vad, device=pick_device(device), console=console, language=language,
     )  # fmt: skip
     _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]
