@@ -16,8 +16,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from asr.text.tokenizer import Tokenizer
 from asr.text.whisper_bpe import WhisperTokenizer
+
+if TYPE_CHECKING:
+    from asr.model import ASRModel
 
 EXAMPLES = 8  # codes named in the error for an unknown language (Whisper's most frequent first)
 
@@ -55,7 +60,7 @@ def unknown_language(tokenizer: WhisperTokenizer, language: str) -> str:
     )
 
 
-def model_languages(tokenizer: object) -> list[str]:
+def model_languages(tokenizer: Tokenizer) -> list[str]:
     """The codes ``--language`` takes with this tokenizer's model: a multilingual Whisper
     model's languages, ["en"] for an English-only one, none for SentencePiece."""
     if not isinstance(tokenizer, WhisperTokenizer):
@@ -63,7 +68,7 @@ def model_languages(tokenizer: object) -> list[str]:
     return list(tokenizer.languages) if tokenizer.multilingual else ["en"]
 
 
-def prompt_language(tokenizer: object, prompt: list[int] | tuple[int, ...]) -> str | None:
+def prompt_language(tokenizer: Tokenizer, prompt: list[int] | tuple[int, ...]) -> str | None:
     """The language a decoder prompt asks for (``en`` for an English-only Whisper model), or
     None for a model without one (SentencePiece)."""
     if not isinstance(tokenizer, WhisperTokenizer):
@@ -74,7 +79,7 @@ def prompt_language(tokenizer: object, prompt: list[int] | tuple[int, ...]) -> s
     return next((code for code in tokenizer.languages if f"<|{code}|>" in pieces), None)
 
 
-def check_language(tokenizer: object, language: str) -> tuple[int, ...]:
+def check_language(tokenizer: Tokenizer, language: str) -> tuple[int, ...]:
     """The prompt of ``language`` for this tokenizer's model, or a LanguageError saying why not."""
     if not isinstance(tokenizer, WhisperTokenizer):
         raise LanguageError(
@@ -85,8 +90,8 @@ def check_language(tokenizer: object, language: str) -> tuple[int, ...]:
 
 
 @contextmanager
-def decoding_language(model, tokenizer: object, language: str | None) -> Iterator[None]:
-    """Decode ``model`` (an ASRModel) with the prompt of ``language`` inside the block, and with
+def decoding_language(model: ASRModel, tokenizer: Tokenizer, language: str | None) -> Iterator[None]:
+    """Decode ``model`` with the prompt of ``language`` inside the block, and with
     its own prompt again after it. None keeps the experiment's language. The check comes first:
     a bad language fails before anything is decoded."""
     if language is None:
@@ -96,8 +101,8 @@ def decoding_language(model, tokenizer: object, language: str | None) -> Iterato
     decoder = model.decoder
     if len(decoder.prompt) != len(prompt):  # a model fine-tuned with another prompt shape
         raise LanguageError(
-            f"--language {language!r}: this model's prompt {tokenizer.pieces(decoder.prompt)} has no language "  # type: ignore[attr-defined]
-            "to replace"
+            f"--language {language!r}: this model's prompt {' '.join(tokenizer.pieces(decoder.prompt))} is not "
+            "Whisper's, so it has no language to replace"
         )
     saved = decoder.prompt
     decoder.prompt = prompt
