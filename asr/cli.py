@@ -409,6 +409,7 @@ MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in toke
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, typer.Option(help="Encoder arithmetic: fp32, or bf16 (about 2x faster on CPUs with AMX or AVX512-BF16, and on GPUs; elsewhere it runs fp32 with a warning). The search is fp32 either way.")]
+Language = Annotated[Optional[str], typer.Option(help="Multilingual Whisper models: the language to transcribe for this run (a code: en, de, fr, ...; default: the one chosen at import).", show_default=False)]
 
 
 @app.command()
@@ -431,6 +432,7 @@ def decode(
     lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
     lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,
     precision: Precision = "fp32",
+    language: Language = None,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
     from asr.decode.run import decode_manifest
@@ -443,7 +445,7 @@ def decode(
     out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
     summary = decode_manifest(
         exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
-        nbest=nbest, normalizer=normalizer, lm_dir=lm,
+        nbest=nbest, normalizer=normalizer, lm_dir=lm, language=language,
     )  # fmt: skip
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
@@ -475,6 +477,7 @@ def transcribe(
     batch_size: BatchSize = 8,
     device: Device = "auto",
     precision: Precision = "fp32",
+    language: Language = None,
 ) -> None:
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
     from asr.formats import SUBTITLES, check_format
@@ -491,7 +494,7 @@ def transcribe(
     options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, precision=precision)
     results = transcribe_files(
         exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
-        timestamps=timestamps, vad=vad, device=pick_device(device), console=console,
+        timestamps=timestamps, vad=vad, device=pick_device(device), console=console, language=language,
     )  # fmt: skip
     _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]
