@@ -94,3 +94,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+
+def cpu_autocast_on(x: torch.Tensor) -> bool:
+    """Whether ``x`` is on the CPU while CPU autocast is on: the few ops that bf16 makes less
+    exact on a CPU without making them faster there (asr.nn.attention, the Whisper stem in
+    asr.nn.subsampling) then turn autocast off and compute in fp32."""
+    return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
