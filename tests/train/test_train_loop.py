@@ -13,6 +13,7 @@ from rich.console import Console
 
 from asr import experiment
 from asr.config import ConfigError, load_config
+from asr.precision import PrecisionError
 from asr.train.data import group_updates
 from asr.train.distributed import setup_distributed
 from asr.train.loop import TrainingError, prepare, run, train
@@ -134,7 +135,7 @@ def test_bf16_autocast_trains_on_cpu(toy_corpus, tmp_path):
 
 
 def test_fp16_without_cuda_is_refused(toy_corpus, tmp_path):
-    with pytest.raises(TrainingError, match="fp16 needs a CUDA device"):
+    with pytest.raises(PrecisionError, match="fp16 needs a CUDA device"):
         train(_config(toy_corpus, "train.max_steps=1", "train.precision=fp16"), tmp_path / "exp", device="cpu", console=QUIET)
 
 
