@@ -52,6 +52,23 @@ from asr.decode.scorers import Scores, Selection
 from asr.nn.masks import NEG_INF, lengths_to_mask, utterance_rows
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
+UNDERFLOW = -80.0  # exp of less is below float32's smallest normal number: the term counts as 0
+
+
+def _logsumexp(x: Tensor) -> Tensor:
+    """torch.logsumexp over the last axis, for terms spread over thousands of nats.
+
+    torch's exp is several times slower on arguments below about -88 (where float32 underflows)
+    than on others, and most of a prefix score's terms are there: each term is shifted by the
+    row's maximum as torch does, and those below UNDERFLOW are set to 0 instead of computed
+    (against a largest term of 1, they cannot change a float32 sum). All -inf gives -inf."""
+    top = x.amax(dim=-1, keepdim=True)
+    top = top.masked_fill(torch.isinf(top), 0.0)
+    shifted = x - top
+    small = shifted < UNDERFLOW
+    terms = shifted.clamp_(min=UNDERFLOW).exp_().masked_fill_(small, 0.0)
+    return terms.sum(dim=-1).log_().add_(top.squeeze(-1))
+
 
 @dataclass
 class CTCPrefixState:
@@ -147,7 +164,7 @@ class CTCPrefixScorer:
         repeat_phi, phi = state.completed_before()  # (N*G, T) each
         repeat = (candidates == state.last[:, None])[..., None]  # (N*G, K, 1)
         phi_prev = torch.where(repeat, repeat_phi[:, None], phi[:, None])  # (N*G, K, T)
-        psi = torch.logsumexp(phi_prev.add_(x_c), dim=-1)  # (N*G, K)
+        psi = _logsumexp(phi_prev.add_(x_c))  # (N*G, K)
         return CTCCandidateScores(psi, candidates, state)
 
     def _label_log_probs(self, state: CTCPrefixState, tokens: Tensor) -> Tensor:

@@ -138,3 +138,18 @@ def test_a_batch_that_does_not_divide_into_groups_is_an_error():
     state = scorer.init(torch.randn(2, 6, 5).log_softmax(-1), torch.tensor([6, 4]), group=3)
     with pytest.raises(AssertionError, match="3 per utterance"):
         scorer.score(state, torch.ones(5, 2, dtype=torch.long))  # 5 rows for 2 utterances of 3
+
+
+def test_the_logsumexp_that_skips_underflowing_terms_equals_torchs():
+    """Terms spread over thousands of nats, rows of -inf and rows of ordinary values."""
+    from asr.decode.ctc_prefix import _logsumexp
+
+    torch.manual_seed(5)
+    x = torch.randn(6, 5, 40) * torch.tensor([1.0, 30.0, 1000.0]).repeat(2)[:, None, None]
+    x[:, :, :7] = NEG_INF
+    x[2, 3] = NEG_INF  # an impossible prefix stays impossible
+    expected = torch.logsumexp(x, dim=-1)
+    got = _logsumexp(x.clone())
+    assert torch.equal(torch.isneginf(got), torch.isneginf(expected)) and bool(torch.isneginf(got[2, 3]))
+    finite = torch.isfinite(expected)
+    torch.testing.assert_close(got[finite], expected[finite], atol=1e-6, rtol=1e-6)
