@@ -25,7 +25,7 @@ import machine  # noqa: E402
 from decode_speed import CONFIGS, make_workload  # noqa: E402
 
 from asr.config import load_config  # noqa: E402
-from asr.decode import beam, ctc_beam, ctc_prefix, rescore, scorers  # noqa: E402
+from asr.decode import beam, ctc_prefix, rescore, scorers  # noqa: E402
 from asr.decode.options import DecodeOptions  # noqa: E402
 from asr.model import ASRModel  # noqa: E402
 
@@ -41,7 +41,7 @@ PARTS = (  # (owner, attribute, label): what is wrapped in record_function
     (beam.Finished, "add", "finished merge"),
     (beam, "_done", "end rules"),
     (beam.Beams, "grow", "tokens grow"),
-    (ctc_beam, "ctc_prefix_beam_search_batch", "CTC prefix beam (rescoring)"),
+    (rescore, "ctc_prefix_beam_search_batch", "CTC prefix beam (rescoring)"),
     (rescore, "teacher_forced_log_probs", "decoder teacher-forced (rescoring)"),
     (rescore, "batched_sequence_log_probs", "exact CTC (rescoring)"),
 )
