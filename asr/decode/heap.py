@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import platform
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,7 +28,12 @@ _depth = 0
 
 
 def _libc() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    """glibc, or None on any other C library (musl, macOS, Windows)."""
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):  # no confstr, or not this name
+        return None
+    if not version.startswith("glibc"):
         return None
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
