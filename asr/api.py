@@ -8,8 +8,10 @@
 (The README's example of the same runs as a doctest in the test suite.)
 
 Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the decoding
-options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest`` and
-``timestamps``. Results are :class:`asr.transcribe.Transcription` objects.
+options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest``,
+``timestamps``, ``vad`` and ``language`` (a multilingual Whisper model's language for that call;
+:attr:`Recognizer.languages` lists the codes). Results are :class:`asr.transcribe.Transcription`
+objects.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from asr.decode.options import DecodeOptions, default_method
 from asr.experiment import CHECKPOINTS, load_for_inference
 from asr.transcribe import Transcription, segment_limit, transcribe_waves
 from asr.vad import speech_frames
+from asr.whisper.language import decoding_language, model_languages, prompt_language
 
 Audio = Union[str, Path, np.ndarray, Tensor]
 
@@ -40,12 +43,14 @@ DEFAULTS: dict[str, Any] = {
     "length_norm": False,  # as DecodeOptions(): ESPnet's ranking, raw score + length bonus
     "max_length_ratio": 1.0,
     "batch_size": 8,
+    "precision": "fp32",  # bf16: the encoder under bf16 autocast (CPUs with native bf16, GPUs)
     "segment_seconds": None,  # None: the longest training utterance of the experiment
     "nbest": 1,
     "timestamps": True,
     "vad": True,
+    "language": None,  # None: the experiment's (multilingual Whisper models; asr.whisper.language)
 }
-_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "vad")
+_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "vad", "language")
 
 
 class OptionError(ValueError):
@@ -81,6 +86,17 @@ class Recognizer:
     def sample_rate(self) -> int:
         return self.config.features.sample_rate
 
+    @property
+    def languages(self) -> list[str]:
+        """The codes the ``language`` option takes: a multilingual Whisper model's languages,
+        ["en"] for an English-only one, none for a SentencePiece model."""
+        return model_languages(self.tokenizer)
+
+    @property
+    def language(self) -> str | None:
+        """The language decoded when none is asked for (chosen at import), or None."""
+        return prompt_language(self.tokenizer, self.model.decoder.prompt)
+
     def transcribe(self, audio: Audio, sample_rate: int | None = None, **options: Any) -> Transcription:
         """One recording: a file path, or a (samples,) / (channels, samples) array or tensor at
         ``sample_rate`` (default: the model's). See the module docstring for ``options``."""
@@ -92,9 +108,11 @@ class Recognizer:
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)
+        language = pipeline.pop("language")
         waves = [self.load_wave(audio, sample_rate) for audio in audios]
         names = [_name(audio) for audio in audios]
-        return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
+        with decoding_language(self.model, self.tokenizer, language):  # this call only
+            return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
 
     @torch.inference_mode()
     def align(self, audio: Audio, text: str, sample_rate: int | None = None) -> list[Word]:

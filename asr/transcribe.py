@@ -29,13 +29,14 @@ from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, wor
 from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
-from asr.decode.search import search_encoded
+from asr.decode.search import encode, search_encoded
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
 from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.tokenizer import Tokenizer
+from asr.whisper.language import decoding_language
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
@@ -192,7 +193,7 @@ def _decode_segments(
     device = next(model.parameters()).device
     rate = model.config.features.sample_rate
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
-    encoded, enc_lengths = model.encode(waves.to(device), lengths.to(device))
+    encoded, enc_lengths = encode(model, waves.to(device), lengths.to(device), options.precision)
     hyps = search_encoded(model, encoded, enc_lengths, options)
     # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
     has_ctc = getattr(model, "ctc", None) is not None
@@ -252,10 +253,12 @@ def transcribe_files(
     vad: bool = True,
     device: str | torch.device = "cpu",
     console: Console | None = None,
+    language: str | None = None,
 ) -> list[Transcription]:
     """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
     ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
-    training utterance."""
+    training utterance. ``language``: a multilingual Whisper model's language for this run
+    (asr.whisper.language; None: the experiment's)."""
     check_segment_seconds(segment_seconds)
     console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
@@ -266,7 +269,7 @@ def transcribe_files(
     # Segments are at most segment_seconds long: the largest batch is known before any work.
     check_decode_memory(config, model.vocab_size, options, options.batch_size, int(segment_seconds * rate), device)
     results = []
-    with counting_progress(console, transient=True) as progress:
+    with decoding_language(model, tokenizer, language), counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
         for path in paths:
             try:  # a file that is there to be transcribed is expected to hold speech

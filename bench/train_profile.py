@@ -23,7 +23,7 @@ from train_speed import CONFIGS, VOCAB, synthetic_batch  # noqa: E402
 
 from asr.config import load_config  # noqa: E402
 from asr.model import ASRModel  # noqa: E402
-from asr.train.precision import cpu_capability, cpu_model, resolve_precision  # noqa: E402
+from asr.precision import cpu_capability, cpu_model, resolve_precision  # noqa: E402
 from asr.train.state import build_train_state  # noqa: E402
 from asr.train.step import train_step  # noqa: E402
 

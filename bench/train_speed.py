@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from asr.config import load_config
 from asr.data.dataset import Batch
 from asr.model import ASRModel
-from asr.train.precision import cpu_capability, cpu_model, resolve_precision
+from asr.precision import cpu_capability, cpu_model, resolve_precision
 from asr.train.state import build_train_state
 from asr.train.step import train_step
 

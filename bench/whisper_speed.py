@@ -1,7 +1,7 @@
 """Whisper tiny.en speed and accuracy: `asr` against faster-whisper and openai-whisper, one table.
 
 Usage: .venv/bin/python bench/whisper_speed.py [--threads 2] [--short 16] [--long 3]
-           [--finetuned EXP] [--fsdd DIR] [--skip-openai] [--json FILE]
+           [--finetuned EXP] [--unseen SPEAKER] [--fsdd DIR] [--skip-openai] [--json FILE]
 
 The same tiny.en weights (the bundled CTranslate2 copy, imported once by `asr import whisper` and
 written back in openai-whisper's format for openai-whisper) decode the same real speech: FSDD
@@ -10,12 +10,16 @@ and about 29 s ("30s"). Each system decodes every set with greedy search and bea
 utterance at a time and batched:
 
 * asr: 30 s padding (zero feature frames, as faster-whisper), batches of 8 of different lengths;
+  fp32, and "asr bf16" (the encoder under bf16 autocast, the search in fp32) where the CPU has
+  native bf16 (AMX or AVX512-BF16);
 * faster-whisper (CTranslate2 fp32 and int8): ``WhisperModel.transcribe`` with temperature 0,
   no timestamps and no fallback, one utterance at a time; its ``BatchedInferencePipeline``
   (batch 8) on the set joined into one recording with 1 s pauses, as it is meant to be used;
 * openai-whisper (if installed): ``transcribe`` with the same options;
 * with ``--finetuned EXP``: that experiment (e.g. the digits recipe's model fine-tuned unpadded),
-  decoded as its config says (unpadded), on the short set.
+  decoded as its config says (unpadded), on the short set; with ``--unseen SPEAKER`` every
+  system also decodes a short set of that speaker alone (the one the fine-tuned model never
+  heard), so the fine-tuned model is also scored on speech of a speaker it was not trained on.
 
 RTF is decode wall time / audio seconds (feature extraction included, model loading not); WER is
 over digit words after lower-casing, dropping punctuation and spelling digits out ("7" ->
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import re
 import sys
@@ -47,6 +50,7 @@ from asr.data.dataset import pad  # noqa: E402
 from asr.decode.options import DecodeOptions  # noqa: E402
 from asr.decode.search import decode_batch  # noqa: E402
 from asr.experiment import load_for_inference  # noqa: E402
+from asr.precision import cpu_capability, cpu_model, has_native_bf16  # noqa: E402
 
 WORDS = "zero one two three four five six seven eight nine".split()
 RATE = 16000
@@ -55,8 +59,11 @@ RATE = 16000
 # --------------------------------------------------------------------------- audio
 
 
-def make_sets(fsdd: Path, short: int, long: int, seed: int = 0) -> dict[str, list[tuple[torch.Tensor, str]]]:
-    """FSDD recordings of one speaker joined into utterances of the sets' durations."""
+def make_sets(
+    fsdd: Path, short: int, long: int, seed: int = 0, unseen: str | None = None
+) -> dict[str, list[tuple[torch.Tensor, str]]]:
+    """FSDD recordings of one speaker joined into utterances of the sets' durations; with
+    ``unseen``, also a short set of that speaker alone (named "short <speaker>")."""
     rng = random.Random(seed)
     files = sorted(fsdd.glob("*.wav"))
     by_speaker: dict[str, list[Path]] = {}
@@ -65,8 +72,8 @@ def make_sets(fsdd: Path, short: int, long: int, seed: int = 0) -> dict[str, lis
     speakers = sorted(by_speaker)
     gap = torch.zeros(int(0.3 * RATE))
 
-    def utterance(seconds: float) -> tuple[torch.Tensor, str]:
-        paths = by_speaker[rng.choice(speakers)]
+    def utterance(seconds: float, speaker: str | None = None) -> tuple[torch.Tensor, str]:
+        paths = by_speaker[speaker or rng.choice(speakers)]
         pieces, words, total = [], [], 0.0
         while True:
             path = rng.choice(paths)
@@ -78,11 +85,16 @@ def make_sets(fsdd: Path, short: int, long: int, seed: int = 0) -> dict[str, lis
             total += wave.numel() / RATE + 0.3
         return torch.cat(pieces[:-1]), " ".join(words)
 
-    return {
+    sets = {
         "short": [utterance(rng.uniform(2.0, 5.0)) for _ in range(short)],
         "10s": [utterance(10.0) for _ in range(max(2, long * 2))],
         "30s": [utterance(29.0) for _ in range(long)],
     }
+    if unseen:
+        if unseen not in by_speaker:
+            raise SystemExit(f"--unseen {unseen}: no such FSDD speaker (there are {', '.join(speakers)})")
+        sets[f"short {unseen}"] = [utterance(rng.uniform(2.0, 5.0), unseen) for _ in range(short)]
+    return sets
 
 
 def normalise(text: str) -> str:
@@ -109,10 +121,10 @@ def loaded(exp: Path) -> tuple:
     return _LOADED[exp]
 
 
-def run_asr(exp: Path, waves: list[torch.Tensor], beam: int, batch: int) -> list[str]:
+def run_asr(exp: Path, waves: list[torch.Tensor], beam: int, batch: int, precision: str = "fp32") -> list[str]:
     model, tokenizer = loaded(exp)
     method = "attention_greedy" if beam == 1 else "attention_beam"
-    options = DecodeOptions(method=method, beam=beam, length_norm=beam > 1, batch_size=batch)
+    options = DecodeOptions(method=method, beam=beam, length_norm=beam > 1, batch_size=batch, precision=precision)
     order = sorted(range(len(waves)), key=lambda i: -waves[i].numel())  # similar lengths together
     texts = [""] * len(waves)
     for first in range(0, len(order), batch):
@@ -181,16 +193,6 @@ def timed(fn, *args) -> tuple[list[str], float]:
     return texts, time.perf_counter() - start
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def systems(args, exp: Path, tmp: Path) -> list[tuple[str, int, int, object]]:
     """(name, beam, batch, fn(waves) -> texts) for every system that is installed."""
     from faster_whisper import WhisperModel
@@ -209,9 +211,14 @@ def systems(args, exp: Path, tmp: Path) -> list[tuple[str, int, int, object]]:
         if compute == "float32":
             for beam in (1, 5):
                 out.append(("faster-whisper fp32 pipeline", beam, 8, lambda w, m=fw, b=beam: run_fw_batched(m, w, b)))
-    for beam in (1, 5):
-        out.append(("asr", beam, 1, lambda w, b=beam: run_asr(exp, w, b, 1)))
-        out.append(("asr", beam, 8, lambda w, b=beam: run_asr(exp, w, b, 8)))
+    precisions = ["fp32"] + (["bf16"] if has_native_bf16() else [])
+    if "bf16" not in precisions:
+        print("this CPU has no native bf16 (AMX or AVX512-BF16): asr bf16 left out", file=sys.stderr)
+    for precision in precisions:
+        name = "asr" if precision == "fp32" else f"asr {precision}"
+        for beam in (1, 5):
+            for batch in (1, 8):
+                out.append((name, beam, batch, lambda w, b=beam, n=batch, p=precision: run_asr(exp, w, b, n, p)))
     if not args.skip_openai:
         try:
             import whisper
@@ -223,10 +230,12 @@ def systems(args, exp: Path, tmp: Path) -> list[tuple[str, int, int, object]]:
             for beam in (1, 5):
                 out.append(("openai-whisper", beam, 1, lambda w, m=model, b=beam: run_openai(m, w, b)))
     if args.finetuned:
-        for beam in (1, 5):
-            for batch in (1, 8):
-                out.append((f"asr fine-tuned ({Path(args.finetuned).name})", beam, batch,
-                            lambda w, b=beam, n=batch: run_asr(Path(args.finetuned), w, b, n)))  # fmt: skip
+        for precision in precisions:
+            name = f"asr fine-tuned ({Path(args.finetuned).name})" + ("" if precision == "fp32" else f" {precision}")
+            for beam in (1, 5):
+                for batch in (1, 8):
+                    out.append((name, beam, batch,
+                                lambda w, b=beam, n=batch, p=precision: run_asr(Path(args.finetuned), w, b, n, p)))  # fmt: skip
     return out
 
 
@@ -237,6 +246,8 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=2, help="utterances of ~29 s (and twice as many of ~10 s)")
     parser.add_argument("--fsdd", type=Path, default=REPO.parent / "shared" / "data" / "fsdd" / "recordings")
     parser.add_argument("--finetuned", type=Path, default=None, help="a fine-tuned experiment to add (short set)")
+    parser.add_argument("--unseen", default=None, help="also a short set of this FSDD speaker alone (the one the "
+                        "fine-tuned model never heard, e.g. george)")
     parser.add_argument("--skip-openai", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -244,14 +255,14 @@ def main() -> None:
 
     from asr.whisper.convert import import_whisper
 
-    sets = make_sets(args.fsdd, args.short, args.long)
+    sets = make_sets(args.fsdd, args.short, args.long, unseen=args.unseen)
     rows, reference = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "tiny.en"
         import_whisper("tiny.en", exp)
         for name, beam, batch, fn in systems(args, exp, Path(tmp)):
             for set_name, items in sets.items():
-                if name.startswith("asr fine-tuned") and set_name != "short":
+                if name.startswith("asr fine-tuned") and not set_name.startswith("short"):
                     continue
                 waves, refs = [w for w, _ in items], [r for _, r in items]
                 texts, seconds = timed(fn, waves)
@@ -272,7 +283,7 @@ def main() -> None:
                       f"WER {100 * score:.1f}%", file=sys.stderr, flush=True)
     print_table(rows, args)
     record = {"bench": "whisper_speed", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(),
-              "capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads, "rows": rows}  # fmt: skip
+              "capability": cpu_capability(), "threads": args.threads, "rows": rows}  # fmt: skip
     line = json.dumps(record)
     print(line)
     if args.json:
@@ -280,7 +291,7 @@ def main() -> None:
 
 
 def print_table(rows: list[dict], args) -> None:
-    print(f"CPU: {cpu_model()}; torch CPU capability: {torch.backends.cpu.get_cpu_capability()}; "
+    print(f"CPU: {cpu_model()}; torch CPU capability: {cpu_capability()}; "
           f"{args.threads} threads; {time.strftime('%Y-%m-%d')}")  # fmt: skip
     print("| system | set | search | batch | RTF | utt/s | WER | same as fw fp32 |")
     print("|---|---|---|---|---|---|---|---|")

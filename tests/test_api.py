@@ -41,7 +41,7 @@ def test_the_api_defaults_are_the_cli_defaults():
     options, pipeline = decode_options()
     assert options == DecodeOptions()  # and DecodeOptions() has the CLI's defaults (ESPnet's ranking)
     assert decode_options(has_ctc=False)[0].method == "attention_beam"  # no CTC head: as the CLI does
-    assert pipeline == {"segment_seconds": None, "nbest": 1, "timestamps": True, "vad": True}
+    assert pipeline == {"segment_seconds": None, "nbest": 1, "timestamps": True, "vad": True, "language": None}
     assert decode_options(length_bonus=0.5)[0].length_norm is False  # exclusive, as in the CLI
 
 

@@ -135,7 +135,7 @@ def _decode_args(tmp: Path) -> list[str]:
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
             "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1", "--nbest", "4",
-            "--normalizer", "unicode", "--lm", tmp / "lm", "--lm-weight", "0.4"]  # fmt: skip
+            "--normalizer", "unicode", "--lm", tmp / "lm", "--lm-weight", "0.4", "--precision", "bf16", "--language", "fr"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
@@ -143,7 +143,8 @@ def _transcribe_args(tmp: Path) -> list[str]:
             "--out", tmp / "out.jsonl", "--checkpoint", "averaged.pt", "--segment-seconds", "12.5",
             "--nbest", "3", "--no-timestamps", "--no-vad",
             "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
-            "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu"]  # fmt: skip
+            "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu",
+            "--precision", "bf16", "--language", "de"]  # fmt: skip
 
 
 def _train_args(tmp: Path) -> list[str]:
@@ -274,11 +275,11 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     assert (Path(exp), Path(manifest), Path(out)) == (tmp_path / "exp", tmp_path / "test.jsonl", tmp_path / "out")
     assert options == DecodeOptions(
         method="attention_rescoring", beam=7, ctc_weight=0.45, length_bonus=0.25, length_norm=False,
-        max_length_ratio=0.6, batch_size=3, lm_weight=0.4,
+        max_length_ratio=0.6, batch_size=3, lm_weight=0.4, precision="bf16",
     )  # fmt: skip
     assert kwargs["checkpoint"] == "step-7.pt" and Path(kwargs["lm_dir"]) == tmp_path / "lm"
     assert kwargs["device"] == torch.device("cuda", 1)
-    assert (kwargs["nbest"], kwargs["normalizer"]) == (4, "unicode")
+    assert (kwargs["nbest"], kwargs["normalizer"], kwargs["language"]) == (4, "unicode", "fr")
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
 
 
@@ -312,10 +313,10 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
     assert Path(exp) == tmp_path / "exp" and [Path(p) for p in audio] == [tmp_path / "a.wav", tmp_path / "b.flac"]
     assert options == DecodeOptions(
         method="attention_beam", beam=4, ctc_weight=0.2, length_bonus=0.0, length_norm=True,
-        max_length_ratio=0.8, batch_size=5,
+        max_length_ratio=0.8, batch_size=5, precision="bf16",
     )  # fmt: skip
     assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
-    assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"]) == (3, False, False)
+    assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"], kwargs["language"]) == (3, False, False, "de")
     assert kwargs["device"] == torch.device("cpu")
     lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
     assert [json.loads(line) for line in lines] == [t.to_json() for t in done]

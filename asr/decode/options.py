@@ -25,6 +25,7 @@ METHODS: tuple[str, ...] = (
 MAX_BEAM = 200
 MAX_BATCH_SIZE = 1024
 MAX_LENGTH_RATIO = 10.0
+PRECISIONS = ("fp32", "bf16")
 
 
 def default_method(has_ctc_head: bool) -> Method:
@@ -54,6 +55,7 @@ class DecodeOptions:
     pre_beam_ratio: float = 1.5  # joint_beam: CTC scores the top ceil(ratio*beam) decoder tokens
     batch_size: int = 8  # utterances decoded together
     lm_weight: float = 0.0  # beam searches with an LM: + lm_weight * log p_lm (shallow fusion)
+    precision: Literal["fp32", "bf16"] = "fp32"  # of the encoder (bf16 autocast); the search is fp32
 
     def __post_init__(self) -> None:
         problems = []
@@ -79,6 +81,8 @@ class DecodeOptions:
             problems.append(f"pre_beam_ratio must be >= 1 and <= 100, got {self.pre_beam_ratio!r}")
         if not _positive_int(self.batch_size, MAX_BATCH_SIZE):
             problems.append(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
             raise ValueError("invalid decode options: " + "; ".join(problems))
 

@@ -44,6 +44,7 @@ from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
 from asr.text.tokenizer import Tokenizer
+from asr.whisper.language import decoding_language, prompt_language
 
 REJECTED_NAME = "rejected.tsv"
 HYP_NAME = "hyp.txt"
@@ -131,6 +132,7 @@ def decode_manifest(
     nbest: int = 1,
     normalizer: str | None = None,
     lm_dir: str | Path | None = None,
+    language: str | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
@@ -141,6 +143,7 @@ def decode_manifest(
     ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER
     report (default: the tokenizer's, ``librispeech`` unless it was trained with another).
     ``lm_dir`` holds an `asr lm train` LM fused into beam search with weight options.lm_weight.
+    ``language``: a multilingual Whisper model's language for this decode (None: the experiment's).
     """
     _check_outputs(nbest, normalizer)
     console = console or Console()
@@ -156,7 +159,8 @@ def decode_manifest(
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
-    run = _decode_all(model, loader, utterances, options, device, console, nbest, lm)
+    with decoding_language(model, tokenizer, language):
+        run = _decode_all(model, loader, utterances, options, device, console, nbest, lm)
     audio_seconds = run.samples / rate
     rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
     console.print(
@@ -165,7 +169,8 @@ def decode_manifest(
     )
     with files.replaced_dir(out_dir) as tmp:
         texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
-        timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir)}
+        timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir),
+                  "language": language or prompt_language(tokenizer, model.decoder.prompt)}  # fmt: skip
         files.write_json(tmp / TIMING_NAME, timing)
         if run.rejected:
             files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])

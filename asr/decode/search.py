@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -16,6 +18,7 @@ from asr.decode.options import DecodeOptions
 from asr.decode.rescore import attention_rescoring
 from asr.decode.scorers import DecoderScorer
 from asr.model import ASRModel
+from asr.precision import autocast, resolve_precision
 
 LM = torch.nn.Module  # asr.lm.model.TransformerLM (not imported here: decoding without one stays light)
 
@@ -28,8 +31,23 @@ def decode_batch(
 
     The model should be in eval mode (dropout and SpecAugment off)."""
     with reused_heap():  # the encoder's large activations too (asr.decode.heap)
-        encoded, enc_lengths = model.encode(waves, wave_lengths)
+        encoded, enc_lengths = encode(model, waves, wave_lengths, options.precision)
         return search_encoded(model, encoded, enc_lengths, options, lm)
+
+
+@torch.inference_mode()
+def encode(model: ASRModel, waves: Tensor, wave_lengths: Tensor, precision: str = "fp32") -> tuple[Tensor, Tensor]:
+    """waves (B, S), wave_lengths (B,) -> encoder output (B, T, D) in fp32, lengths (B,).
+
+    With ``precision="bf16"`` the encoder runs under bf16 autocast (where the device computes
+    bf16 natively: elsewhere fp32, with a warning); its output is cast back, so the search's
+    scores are fp32 either way."""
+    used = resolve_precision(precision, waves.device, key="precision")
+    if used.reason:
+        warnings.warn(f"precision={precision} runs as {used.used}: {used.reason}", stacklevel=2)
+    with autocast(waves.device, used.used):
+        encoded, enc_lengths = model.encode(waves, wave_lengths)
+    return encoded.float(), enc_lengths
 
 
 @torch.inference_mode()

@@ -118,6 +118,12 @@ class WhisperTokenizer:
     def vocab_size(self) -> int:
         return len(self.tokens)
 
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model's prompt names a language: as openai-whisper tells them apart, a
+        .en vocabulary has 51864 tokens, a multilingual one 51865 (51866 for large-v3)."""
+        return self.vocab_size >= 51865
+
     def special(self, name: str) -> int:
         """Model id of a special token: ``special("notimestamps")``, ``special("de")``."""
         token = f"<|{name}|>"

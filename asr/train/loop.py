@@ -35,7 +35,7 @@ from asr.train.errors import TrainingError
 from asr.train.hooks import TrainHooks
 from asr.train.lock import experiment_lock
 from asr.train.log import ExperimentLog
-from asr.train.precision import resolve_precision
+from asr.precision import resolve_precision
 from asr.train.schedule import announce, per_rank_config, plan
 from asr.train.seeding import restore_rank_rng, seed_rank
 from asr.train.state import TrainState, build_train_state

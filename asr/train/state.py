@@ -41,7 +41,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     config: TrainConfig
     device: torch.device
-    precision: str  # the precision actually used (see asr.train.precision)
+    precision: str  # the precision actually used (see asr.precision)
     ctx: DistContext | None = None  # None: a single process
     position: Position = field(default_factory=Position)
     tokenizer_sha256: str | None = None

@@ -21,7 +21,7 @@ import torch
 
 from asr.data.dataset import Batch
 from asr.train.distributed import any_rank
-from asr.train.precision import autocast
+from asr.precision import autocast
 from asr.train.state import TrainState
 
 

@@ -72,4 +72,4 @@ def import_whisper(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     params = sum(p.numel() for p in model.parameters())
-    return ImportSummary(path, out, params, tok.vocab_size, model.config.features.n_mels, tok.vocab_size >= 51865)
+    return ImportSummary(path, out, params, tok.vocab_size, model.config.features.n_mels, tok.multilingual)

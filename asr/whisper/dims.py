@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
 from asr.text.whisper_bpe import WhisperTokenizer
+from asr.whisper.language import whisper_prompt
 
 PAD_SECONDS = 30.0  # Whisper's input window
 
@@ -53,22 +54,13 @@ def decoding_rules(tokenizer: WhisperTokenizer, language: str | None) -> dict:
     models); suppressed: the non-speech symbols and the task/special tokens; at the first step
     also " " and <|endoftext|>.
     """
-    multilingual = tokenizer.vocab_size >= 51865  # as openai-whisper tells them apart
-    prompt = [tokenizer.special("startoftranscript")]
-    if multilingual:
-        language = language or "en"
-        if language not in tokenizer.languages:
-            raise ValueError(f"--language {language!r} is not one of this model's: {', '.join(tokenizer.languages)}")
-        prompt += [tokenizer.special(language), tokenizer.special("transcribe")]
-    elif language not in (None, "en"):
-        raise ValueError(f"--language {language!r}: this model is English-only (.en)")
-    prompt.append(tokenizer.special("notimestamps"))
+    prompt = whisper_prompt(tokenizer, language)
     specials = [n for n in ("transcribe", "translate", "startoftranscript", "startofprev", "startoflm",
                             "nospeech", "nocaptions") if n in _names(tokenizer)]  # fmt: skip
     suppress = {tokenizer.to_model(i) for i in non_speech_tokens(tokenizer)}
     suppress |= {tokenizer.special(n) for n in specials}
     at_start = [tokenizer.to_model(tokenizer._bpe.encode_ordinary(" ")[0]), tokenizer.to_model(tokenizer.eot)]
-    return {"prompt": tuple(prompt), "suppress": tuple(sorted(suppress)), "suppress_at_start": tuple(at_start)}
+    return {"prompt": prompt, "suppress": tuple(sorted(suppress)), "suppress_at_start": tuple(at_start)}
 
 
 def _names(tokenizer: WhisperTokenizer) -> set[str]:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from asr import experiment
 from asr.config import load_config
-from asr.train import precision
+from asr import precision
 from asr.train.loop import train
 from toy import toy_overrides
 

@@ -42,7 +42,7 @@ def test_prompt_and_suppressed_tokens_equal_openai_whisper(tmp_path, name, n_voc
 
 def test_language_must_be_one_of_the_models(tmp_path):
     multilingual = _tokenizer("multilingual", 51865, tmp_path / "m")
-    with pytest.raises(ValueError, match="'xx' is not one of this model's"):
+    with pytest.raises(ValueError, match="'xx' is not a language of this model"):
         decoding_rules(multilingual, "xx")
     with pytest.raises(ValueError, match="English-only"):
         decoding_rules(_tokenizer("gpt2", 51864, tmp_path / "e"), "de")

@@ -2,6 +2,7 @@
 to faster-whisper's greedy transcripts of the same audio: 24 FSDD recordings of the four speakers
 and 20 espeak-ng utterances, decoded by the toolkit in batches of utterances of different lengths."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -50,17 +51,29 @@ def _faster_whisper_greedy(model_dir: Path, waves: list[torch.Tensor]) -> list[s
     return texts
 
 
+def _greedy(model, tokenizer, waves: list[torch.Tensor], precision: str = "fp32") -> list[str]:
+    options = DecodeOptions(method="attention_greedy", batch_size=8, precision=precision)
+    got = []
+    for first in range(0, len(waves), 8):
+        batch, lengths = pad(waves[first : first + 8])
+        got += [tokenizer.decode(h[0].tokens) for h in decode_batch(model, batch, lengths, options)]
+    return got
+
+
 def test_greedy_transcripts_equal_faster_whisper(tiny_en_dir, tiny_en_exp, tmp_path):
     files = _fsdd_files() + _espeak_files(tmp_path)
     waves = [load_audio(f, 16000)[0] for f in files]
     expected = _faster_whisper_greedy(tiny_en_dir, waves)
     model, tokenizer, config = load_for_inference(tiny_en_exp)
     assert config.features.pad_seconds == 30.0
-    options = DecodeOptions(method="attention_greedy", batch_size=8)
-    got = []
-    for first in range(0, len(waves), 8):
-        batch, lengths = pad(waves[first : first + 8])
-        got += [tokenizer.decode(h[0].tokens) for h in decode_batch(model, batch, lengths, options)]
+    got = _greedy(model, tokenizer, waves)
     mismatches = [(f.name, a, b) for f, a, b in zip(files, got, expected) if a != b]
     assert mismatches == []
     assert sum(t.strip() != "" for t in got) >= 40  # real transcripts, not empty ones
+    # bf16 encoder (where the CPU has native bf16; elsewhere the guard runs fp32): not bit-exact,
+    # but nearly every transcript stays the same (measured: 43 of 44 on an AVX512-BF16 EPYC, with the
+    # stem and attention kept in fp32 there; 39 with all of the encoder in bf16).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the guard's "runs as fp32" on CPUs without bf16
+        half = _greedy(model, tokenizer, waves, "bf16")
+    assert sum(a == b for a, b in zip(half, expected)) >= 40

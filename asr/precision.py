@@ -1,44 +1,47 @@
-"""Numeric precision of training: autocast for bf16/fp16, and a guard against slow bf16 on CPUs.
+"""Numeric precision of training and decoding: autocast for bf16/fp16, and a guard against slow
+bf16 on CPUs.
 
 A CPU without native bf16 arithmetic (AMX or AVX512-BF16) emulates it: one bf16 autocast step of
 the 100h Transformer took 165 s there against 4.5 s in fp32. So a CPU run asked for bf16 on such a
-machine runs fp32 instead, says so once, and the choice is recorded in the experiment log.
+machine runs fp32 instead and says so once (training also records the choice in its log).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from asr.train.errors import TrainingError
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
 
 
-class PrecisionError(TrainingError):
+class PrecisionError(ValueError):
     """A precision the device cannot run (fp16 without CUDA)."""
 
 
 @dataclass(frozen=True)
 class Precision:
     requested: str  # fp32, bf16 or fp16, as configured
-    used: str  # what training runs
+    used: str  # what runs
     reason: str = ""  # why ``used`` differs from ``requested`` ("" when it does not)
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is absent)."""
+@functools.lru_cache(maxsize=8)
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is absent); read once
+    per file (decoding asks for every batch)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return set()
+        return frozenset()
     for line in text.splitlines():
         if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
@@ -68,10 +71,13 @@ def has_native_bf16(capability: str | None = None, flags: set[str] | None = None
     return "AMX" in capability.upper() or bool(set(BF16_FLAGS) & flags)
 
 
-def resolve_precision(requested: str, device: torch.device, native_bf16: bool | None = None) -> Precision:
-    """The precision to train with on ``device``; fp16 without CUDA is refused."""
+def resolve_precision(
+    requested: str, device: torch.device, native_bf16: bool | None = None, key: str = "train.precision"
+) -> Precision:
+    """The precision to run with on ``device``; fp16 without CUDA is refused (``key`` names the
+    setting in the message)."""
     if requested == "fp16" and device.type != "cuda":
-        raise PrecisionError("train.precision=fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
+        raise PrecisionError(f"{key}=fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
     if requested == "bf16" and device.type == "cpu":
         native = has_native_bf16() if native_bf16 is None else native_bf16
         if not native:
@@ -83,8 +89,16 @@ def resolve_precision(requested: str, device: torch.device, native_bf16: bool | 
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The forward pass's autocast context for ``precision`` (none for fp32)."""
+    """The autocast context of a forward pass in ``precision`` (none for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+
+def cpu_autocast_on(x: torch.Tensor) -> bool:
+    """Whether ``x`` is on the CPU while CPU autocast is on: the few ops that bf16 makes less
+    exact on a CPU without making them faster there (asr.nn.attention, the Whisper stem in
+    asr.nn.subsampling) then turn autocast off and compute in fp32."""
+    return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
