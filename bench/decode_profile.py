@@ -101,7 +101,7 @@ def main() -> None:
     print(f"{args.method}, {args.config.stem}, batch {args.batch} x {args.seconds:g} s, beam {args.beam}, "
           f"{'peer workload, %d steps' % args.steps if args.steps else 'calibrated workload'}; "
           f"{info.get('gpu', info['cpu'])} ({info['cpu_capability']}), {info['threads']} threads")  # fmt: skip
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = prof.key_averages()
     print(events.table(sort_by=sort, row_limit=args.top))
     if args.shapes:
