@@ -427,7 +427,7 @@ def decode(
     max_length_ratio: MaxLengthRatio = 1.0,
     batch_size: BatchSize = 8,
     nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
-    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
+    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, digits, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
     device: Device = "auto",
     lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
     lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,

@@ -33,6 +33,10 @@ a few tensor ops per step rather than a Python loop over frames. The cumulative 
 thousands of nats, so this runs in float64, where their cancellation costs nothing visible
 (tests/decode/test_ctc_prefix.py checks it against the frame loop it replaced). Frames past an
 utterance's end hold -inf in the forward variables.
+
+Time is the last, contiguous axis of every tensor: the log-probs are kept as (utterance, token,
+frame), so a candidate's frames are one contiguous row to gather (a (T, V) layout would read one
+cache line per frame), and the sums and cumulative sums over time run along memory.
 """
 
 from __future__ import annotations
@@ -48,32 +52,56 @@ from asr.decode.scorers import Scores, Selection
 from asr.nn.masks import NEG_INF, lengths_to_mask, utterance_rows
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
+UNDERFLOW = -80.0  # exp of less is below float32's smallest normal number: the term counts as 0
+
+
+def _logsumexp(x: Tensor) -> Tensor:
+    """torch.logsumexp over the last axis, for terms spread over thousands of nats.
+
+    torch's exp is several times slower on arguments below about -88 (where float32 underflows)
+    than on others, and most of a prefix score's terms are there: each term is shifted by the
+    row's maximum as torch does, and those below UNDERFLOW are set to 0 instead of computed
+    (against a largest term of 1, they cannot change a float32 sum). All -inf gives -inf."""
+    top = x.amax(dim=-1, keepdim=True)
+    top = top.masked_fill(torch.isinf(top), 0.0)
+    shifted = x - top
+    small = shifted < UNDERFLOW
+    terms = shifted.clamp_(min=UNDERFLOW).exp_().masked_fill_(small, 0.0)
+    return terms.sum(dim=-1).log_().add_(top.squeeze(-1))
+
 
 @dataclass
 class CTCPrefixState:
-    """Forward variables of N*G hypotheses (G per utterance, utterance-major rows)."""
+    """Forward variables of N*G hypotheses (G per utterance, utterance-major rows), time last."""
 
-    log_probs: Tensor  # (T, N, V) float32; -inf on frames past an utterance's end
-    valid: Tensor  # (T, N) True on an utterance's real frames
-    blank_sums: Tensor  # (T, N) float64: B_t, the cumulative log y(blank) (0 per padded frame)
+    log_probs: Tensor  # (N0, V, T0) float32 of the N0 >= N utterances the search began with; -inf past the end
+    utterance: Tensor  # (N,) row of each utterance in log_probs
+    valid: Tensor  # (N*G, T) True on the hypothesis's utterance's real frames
+    blank_sums: Tensor  # (N*G, T) float64: B_t, the cumulative log y(blank) (0 per padded frame)
+    blank_before: Tensor  # (N*G, T) float64: B_{t-1}
     lengths: Tensor  # (N,) valid frames per utterance (>= 1)
-    r: Tensor  # (T, 2, N*G) float32: log r^n_t(g) and log r^b_t(g) of each hypothesis's prefix g
-    total: Tensor  # (T, N*G) float32: logaddexp of the two, the paths that emit g by frame t
+    forward: Tensor  # (2, N*G, T) float32: log r^n_t(g) and log r^b_t(g) of each hypothesis's prefix g
+    total: Tensor  # (N*G, T) float32: logaddexp of the two, the paths that emit g by frame t
     last: Tensor  # (N*G,) last token of g; <sos> for the empty prefix
     prefix_length: int  # tokens in every g: hypotheses grow in lockstep
     group: int  # G, hypotheses per utterance
 
     def __post_init__(self) -> None:
-        utterances, hyps = self.log_probs.shape[1], self.r.shape[2]
+        utterances, hyps = self.utterance.shape[0], self.forward.shape[1]
         assert hyps == utterances * self.group, f"{hyps} hypotheses are not {self.group} per utterance ({utterances})"
 
+    @property
+    def r(self) -> Tensor:
+        """The forward variables as (T, 2, N*G), time first (a view)."""
+        return self.forward.permute(2, 0, 1)
+
     def completed_before(self) -> tuple[Tensor, Tensor]:
-        """phi_{t-1}(g) for each frame t, (T, N*G) each: when the next token repeats g's last
+        """phi_{t-1}(g) for each frame t, (N*G, T) each: when the next token repeats g's last
         (r^b only), and when it does not (r^n + r^b). Before frame 0 only the empty prefix is
         complete; a prefix of L tokens is -inf before frame L-1 by the recursion itself."""
         before_start = 0.0 if self.prefix_length == 0 else NEG_INF
-        first = self.total.new_full((1, self.total.shape[1]), before_start)
-        return torch.cat([first, self.r[:-1, 1]]), torch.cat([first, self.total[:-1]])
+        first = self.total.new_full((self.total.shape[0], 1), before_start)
+        return torch.cat([first, self.forward[1, :, :-1]], dim=1), torch.cat([first, self.total[:, :-1]], dim=1)
 
 
 @dataclass
@@ -98,22 +126,31 @@ class CTCPrefixScorer:
     def init(self, memory: Tensor, lengths: Tensor, group: int) -> CTCPrefixState:
         """Start G empty-prefix hypotheses per utterance: memory (N, T, D), lengths (N,) >= 1."""
         time = int(lengths.max())
-        x = self.ctc_log_probs(memory[:, :time]).float().transpose(0, 1).contiguous()  # (T, N, V)
-        valid = lengths_to_mask(lengths, time).T  # (T, N)
-        x = x.masked_fill(~valid[..., None], NEG_INF)
-        blank_sums = x[:, :, self.blank].masked_fill(~valid, 0.0).double().cumsum(dim=0)  # (T, N)
-        r = x.new_full((time, 2, x.shape[1] * group), NEG_INF)
+        x = self.ctc_log_probs(memory[:, :time]).float()  # (N, T, V)
+        valid = lengths_to_mask(lengths, time)  # (N, T)
+        x_blank = x[:, :, self.blank].masked_fill(~valid, 0.0).double()  # (N, T), 0 past the end
+        blank_sums = x_blank.cumsum(dim=1)
+        x = x.transpose(1, 2).contiguous().masked_fill_(~valid[:, None], NEG_INF)  # (N, V, T)
+
+        def per_hypothesis(t: Tensor) -> Tensor:  # (N, T) -> (N*G, T)
+            return t.repeat_interleave(group, dim=0)
+
+        r = x.new_full((2, x.shape[0] * group, time), NEG_INF)
         # The empty prefix is emitted by all-blank paths: r^b_t = sum of log y_tau(blank), tau <= t.
-        r[:, 1] = blank_sums.masked_fill(~valid, NEG_INF).repeat_interleave(group, dim=1)
-        last = torch.full((r.shape[2],), self.eos, dtype=torch.long, device=x.device)
-        return CTCPrefixState(x, valid, blank_sums, lengths, r, r[:, 1].clone(), last, 0, group)
+        r[1] = per_hypothesis(blank_sums.masked_fill(~valid, NEG_INF))
+        last = torch.full((r.shape[1],), self.eos, dtype=torch.long, device=x.device)
+        utterance = torch.arange(x.shape[0], device=x.device)
+        return CTCPrefixState(
+            x, utterance, per_hypothesis(valid), per_hypothesis(blank_sums), per_hypothesis(blank_sums - x_blank),
+            lengths, r, r[1].clone(), last, 0, group,
+        )  # fmt: skip
 
     def score(self, state: CTCPrefixState, candidates: Tensor | None) -> Scores:
         """Prefix scores psi(g + c) of candidates (N*G, K) (no <eos> among them) -> (N*G, K),
         and psi(g + <eos>) (N*G,)."""
         if candidates is None:  # every token: blank's and <eos>'s columns are meaningless
-            vocab, hyps = state.log_probs.shape[2], state.r.shape[2]
-            candidates = torch.arange(vocab, device=state.r.device).expand(hyps, vocab)
+            vocab, hyps = state.log_probs.shape[1], state.forward.shape[1]
+            candidates = torch.arange(vocab, device=state.forward.device).expand(hyps, vocab)
             scored = self.extend(state, candidates)
             scored.scores[:, [self.blank, self.eos]] = NEG_INF
         else:
@@ -123,25 +160,28 @@ class CTCPrefixScorer:
     def extend(self, state: CTCPrefixState, candidates: Tensor) -> CTCCandidateScores:
         """psi(g + c) = logsumexp_t (phi_{t-1}(g) + log y_t(c)) of each hypothesis g and each of
         its candidates c (N*G, K)."""
-        x_c = self._label_log_probs(state, candidates)  # (T, N*G, K)
-        repeat_phi, phi = state.completed_before()  # (T, N*G) each
-        repeat = candidates[None] == state.last[None, :, None]  # (1, N*G, K)
-        phi_prev = torch.where(repeat, repeat_phi[..., None], phi[..., None])  # (T, N*G, K)
-        psi = torch.logsumexp(phi_prev + x_c, dim=0)  # (N*G, K)
+        x_c = self._label_log_probs(state, candidates)  # (N*G, K, T)
+        repeat_phi, phi = state.completed_before()  # (N*G, T) each
+        repeat = (candidates == state.last[:, None])[..., None]  # (N*G, K, 1)
+        phi_prev = torch.where(repeat, repeat_phi[:, None], phi[:, None])  # (N*G, K, T)
+        psi = _logsumexp(phi_prev.add_(x_c))  # (N*G, K)
         return CTCCandidateScores(psi, candidates, state)
 
     def _label_log_probs(self, state: CTCPrefixState, tokens: Tensor) -> Tensor:
-        """log y_t(c) of each hypothesis's tokens (N*G, K), gathered per utterance: (T, N*G, K)."""
+        """log y_t(c) of each hypothesis's tokens (N*G, K), gathered per utterance: (N*G, K, T),
+        one contiguous row of frames per token."""
         x = state.log_probs
-        time, utts, _ = x.shape
+        _, vocab, frames = x.shape
+        utts, time = state.utterance.shape[0], state.valid.shape[1]
         hyps, k = tokens.shape
         assert hyps == utts * state.group, f"{hyps} candidate rows are not {state.group} per utterance ({utts})"
-        return x.gather(2, tokens.reshape(utts, state.group * k)[None].expand(time, -1, -1)).view(time, hyps, k)
+        rows = tokens.reshape(utts, state.group * k) + state.utterance[:, None] * vocab  # (N, G*K) into (N0*V)
+        return x.view(-1, frames)[:, :time].index_select(0, rows.reshape(-1)).view(hyps, k, time)
 
     def score_eos(self, state: CTCPrefixState) -> Tensor:
         """psi(g + <eos>) = log P_ctc(g | x), read at each utterance's last frame: (N*G,) float32."""
         last_frame = (state.lengths - 1).repeat_interleave(state.group)  # (N*G,)
-        return state.total.gather(0, last_frame[None]).squeeze(0)
+        return state.total.gather(1, last_frame[:, None]).squeeze(1)
 
     def select(self, scored: CTCCandidateScores, selection: Selection) -> CTCPrefixState:
         """New hypotheses g + c: row ``selection.rows`` extended by candidate ``selection.cols``,
@@ -149,40 +189,47 @@ class CTCPrefixScorer:
         state, rows = scored.state, selection.rows
         tokens = scored.candidates[rows, selection.cols]  # (N*G,)
         repeat_phi, phi = state.completed_before()
-        phi_prev = torch.where(tokens == state.last[rows], repeat_phi[:, rows], phi[:, rows])  # (T, N*G)
-        x_c = self._label_log_probs(state, tokens[:, None])[..., 0]  # (T, N*G)
+        repeat = (tokens == state.last[rows])[:, None]
+        phi_prev = torch.where(repeat, repeat_phi.index_select(0, rows), phi.index_select(0, rows))  # (N*G, T)
+        x_c = self._label_log_probs(state, tokens[:, None])[:, 0]  # (N*G, T)
         r = self._forward(state, phi_prev, x_c)
-        total = torch.logaddexp(r[:, 0], r[:, 1])
+        total = torch.logaddexp(r[0], r[1])
         return CTCPrefixState(
-            state.log_probs, state.valid, state.blank_sums, state.lengths, r.float(), total.float(), tokens,
-            state.prefix_length + 1, state.group,
+            state.log_probs, state.utterance, state.valid, state.blank_sums, state.blank_before, state.lengths,
+            r.float(), total.float(), tokens, state.prefix_length + 1, state.group,
         )  # fmt: skip
 
     def _forward(self, state: CTCPrefixState, phi_prev: Tensor, x_c: Tensor) -> Tensor:
-        """The forward variables (T, 2, N*G) float64 of h = g + c from phi_{t-1}(g) and
-        log y_t(c), (T, N*G) each, in closed form (see the module docstring)."""
-        valid = state.valid.repeat_interleave(state.group, dim=1)  # (T, N*G)
-        blank_sums = state.blank_sums.repeat_interleave(state.group, dim=1)  # B_t
-        x_blank = state.log_probs[:, :, self.blank].repeat_interleave(state.group, dim=1)
+        """The forward variables (2, N*G, T) float64 of h = g + c from phi_{t-1}(g) and
+        log y_t(c), (N*G, T) each, in closed form (see the module docstring). Rows of one
+        utterance share its frames, so valid and the blank sums need no reordering."""
+        valid = state.valid
         x_c = x_c.masked_fill(~valid, 0.0).double()  # finite past the end: the sums stay finite
-        sums = x_c.cumsum(dim=0)  # C_t
-        r_n = sums + torch.logcumsumexp(phi_prev - (sums - x_c), dim=0)
-        r_n_prev = torch.cat([r_n.new_full((1, r_n.shape[1]), NEG_INF), r_n[:-1]])
-        r_b = blank_sums + torch.logcumsumexp(r_n_prev - (blank_sums - x_blank.masked_fill(~valid, 0.0)), dim=0)
-        return torch.stack([r_n, r_b], dim=1).masked_fill(~valid[:, None], NEG_INF)
+        sums = x_c.cumsum(dim=1)  # C_t
+        r_n = sums + torch.logcumsumexp(phi_prev - (sums - x_c), dim=1)
+        r_n_prev = torch.cat([r_n.new_full((r_n.shape[0], 1), NEG_INF), r_n[:, :-1]], dim=1)
+        r_b = state.blank_sums + torch.logcumsumexp(r_n_prev - state.blank_before, dim=1)
+        return torch.stack([r_n, r_b]).masked_fill(~valid[None], NEG_INF)
 
     def select_utterances(self, state: CTCPrefixState, keep: Tensor) -> CTCPrefixState:
-        """Keep utterances ``keep`` (N',) and their hypotheses; frames past the longest are cut."""
+        """Keep utterances ``keep`` (N',) and their hypotheses; frames past the longest are cut
+        (the log-probs stay as they are: only the utterances' rows into them change)."""
         rows = utterance_rows(keep, state.group)
         lengths = state.lengths.index_select(0, keep)
         time = int(lengths.max())
+
+        def cut(t: Tensor) -> Tensor:  # (..., N*G, T) -> the kept rows and frames
+            return t[..., :time].index_select(t.dim() - 2, rows)
+
         return CTCPrefixState(
-            log_probs=state.log_probs[:time].index_select(1, keep),
-            valid=state.valid[:time].index_select(1, keep),
-            blank_sums=state.blank_sums[:time].index_select(1, keep),
+            log_probs=state.log_probs,
+            utterance=state.utterance.index_select(0, keep),
+            valid=cut(state.valid),
+            blank_sums=cut(state.blank_sums),
+            blank_before=cut(state.blank_before),
             lengths=lengths,
-            r=state.r[:time].index_select(2, rows),
-            total=state.total[:time].index_select(1, rows),
+            forward=cut(state.forward),
+            total=cut(state.total),
             last=state.last.index_select(0, rows),
             prefix_length=state.prefix_length,
             group=state.group,

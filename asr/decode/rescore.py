@@ -18,39 +18,78 @@ from asr.decode.ctc_beam import ctc_prefix_beam_search_batch
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
-from asr.decode.scorers import combine, next_token_log_probs
+from asr.decode.scorers import combine
 from asr.nn.decoder import Decoder
 from asr.nn.masks import lengths_to_mask
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
 
 
+POSITIONS_PER_PASS = 2048  # decoder positions (rows x tokens) per pass: big matmuls, cache-sized activations
+
+
 def teacher_forced_log_probs(
     decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]]
 ) -> Tensor:
-    """Decoder log P(tokens, <eos> | x) of C sequences in one forward pass.
+    """Decoder log P(tokens, <eos> | x) of C sequences, teacher-forced.
 
     memory (N, T, D), memory_lengths (N,); owner (C,) the utterance of each sequence, in
     utterance order. Returns (C,) float32, the same per-token values beam search adds (blank
-    excluded, not renormalised). Each utterance's sequences are padded to G rows, the most any
-    utterance has, so that its encoder output is projected once for all G (explicit group).
+    excluded, not renormalised). Consecutive utterances are scored together, about
+    POSITIONS_PER_PASS decoder positions at a time: one pass over a whole large batch would pad
+    every sequence to the batch's longest and hold (C, U, V) logits, far more than the caches
+    hold, so a batch would cost more per utterance than a single utterance.
     """
-    counts = torch.bincount(owner.cpu(), minlength=memory.shape[0])
+    counts = torch.bincount(owner.cpu(), minlength=memory.shape[0]).tolist()
+    starts = [sum(counts[:n]) for n in range(len(counts) + 1)]
+    longest = [max((len(s) for s in sequences[starts[n] : starts[n + 1]]), default=0) for n in range(len(counts))]
+    scores = []
+    for run in _passes(counts, longest):
+        a, b = run.start, run.stop
+        local = owner[starts[a] : starts[b]] - a
+        scores.append(_score_pass(decoder, memory[a:b], memory_lengths[a:b], local, sequences[starts[a] : starts[b]]))
+    return torch.cat(scores) if scores else memory.new_zeros(0)
+
+
+def _passes(counts: list[int], longest: list[int]) -> list[range]:
+    """Consecutive runs of utterances, each padded to (utterances x most sequences x (longest
+    + 1)) positions of at most POSITIONS_PER_PASS (or one utterance). counts and longest: per
+    utterance, its sequences and the tokens of its longest."""
+
+    def size(a: int, b: int) -> int:
+        return (b - a) * max(counts[a:b]) * (max(longest[a:b]) + 1)
+
+    runs, first = [], 0
+    for n in range(1, len(counts) + 1):
+        if n == len(counts) or size(first, n + 1) > POSITIONS_PER_PASS:
+            runs.append(range(first, n))
+            first = n
+    return runs
+
+
+def _score_pass(
+    decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]]
+) -> Tensor:
+    """One decoder pass of :func:`teacher_forced_log_probs`. Each utterance's sequences are
+    padded to G rows, the most any utterance has, so that its encoder output is projected once
+    for all G (explicit group)."""
+    owner_cpu = owner.cpu()
+    counts = torch.bincount(owner_cpu, minlength=memory.shape[0])
     group = max(1, int(counts.max()))
     starts = torch.cumsum(counts, 0) - counts
-    owner_cpu = owner.cpu()
     rows = owner_cpu * group + torch.arange(len(sequences)) - starts[owner_cpu]  # (C,) row of each sequence
     longest = max((len(s) for s in sequences), default=0)
     inputs = torch.full((memory.shape[0] * group, longest + 1), BLANK_ID, dtype=torch.long)  # <sos> y, padded
     inputs[:, 0] = SOS_EOS_ID
-    targets = torch.full((len(sequences), longest + 1), SOS_EOS_ID, dtype=torch.long)  # y <eos>, padded
+    targets = torch.full((memory.shape[0] * group, longest + 1), SOS_EOS_ID, dtype=torch.long)  # y <eos>, padded
     for c, sequence in enumerate(sequences):
         inputs[rows[c], 1 : len(sequence) + 1] = torch.tensor(sequence, dtype=torch.long)
-        targets[c, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        targets[rows[c], : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
     inputs, targets, rows = inputs.to(memory.device), targets.to(memory.device), rows.to(memory.device)
     # Causal attention makes the padding after <eos> (and the empty padding rows) harmless.
-    logits, _ = decoder(inputs, memory, memory_lengths, group=group)
-    log_probs = next_token_log_probs(logits.index_select(0, rows))  # (C, U+1, V)
-    token_log_probs = log_probs.gather(2, targets[..., None]).squeeze(2)  # (C, U+1)
+    logits, _ = decoder(inputs, memory, memory_lengths, group=group)  # (N*G, U+1, V)
+    # log_softmax at the targets only (never blank: CTC emits none), without (N*G, U+1, V) log-probs.
+    token_log_probs = logits.gather(2, targets[..., None]).squeeze(2).float() - logits.float().logsumexp(dim=2)
+    token_log_probs = token_log_probs.index_select(0, rows)  # (C, U+1)
     lengths = torch.tensor([len(s) + 1 for s in sequences], device=memory.device)
     real = lengths_to_mask(lengths, longest + 1)
     return token_log_probs.masked_fill(~real, 0.0).sum(dim=1)

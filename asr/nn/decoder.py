@@ -30,6 +30,11 @@ class DecoderCache:
     one buffer preallocated for ``capacity`` steps, time first, so that a step writes its keys and
     values in place, and reordering hypotheses copies only the ``steps`` filled positions (one
     op for every layer) instead of growing a tensor per layer by concatenation.
+
+    Reordering writes into ``spare``, a second buffer of the same shape, and hands the old one
+    back as the next spare (double buffering): a fresh buffer per step would cost more than the
+    copy itself (the allocator returns large blocks to the system, and touching new pages is
+    slow). So :meth:`select_hypotheses` consumes this cache: keep using the returned one.
     """
 
     memory_kv: list[KeyValue]  # per layer, (N, H, T_enc, Dh) each
@@ -37,6 +42,8 @@ class DecoderCache:
     self_kv: Tensor  # (capacity, layers, 2, N*G, H, Dh): keys [:, :, 0] and values [:, :, 1]
     steps: int  # positions of self_kv filled
     group: int  # G, hypotheses per utterance
+    spare: Tensor | None = None  # like self_kv, what the next reorder writes into
+    consumed: bool = False  # reordered already: self_kv is another cache's spare
 
     def __post_init__(self) -> None:
         utterances, hyps = self.memory_mask.shape[0], self.self_kv.shape[3]
@@ -52,14 +59,19 @@ class DecoderCache:
 
     def select_hypotheses(self, rows: Tensor, group: int | None = None) -> DecoderCache:
         """Keep/reorder/duplicate hypothesis rows -> new order (N*G',), G' = ``group`` (default:
-        unchanged). Rows must stay grouped by utterance; encoder keys/values are not touched."""
-        buffer = _select_rows(self.self_kv, self.steps, rows)
-        return DecoderCache(self.memory_kv, self.memory_mask, buffer, self.steps, group or self.group)
+        unchanged). Rows must stay grouped by utterance; encoder keys/values are not touched.
+        Consumes this cache when the row count stays (its buffer becomes the returned one's spare)."""
+        assert not self.consumed, "this cache was reordered already: use the cache that returned"
+        buffer, spare = _select_rows(self.self_kv, self.spare, self.steps, rows)
+        if buffer is self.spare:
+            self.spare = None
+        self.consumed = spare is not None  # its buffer is now the spare that the next reorder overwrites
+        return DecoderCache(self.memory_kv, self.memory_mask, buffer, self.steps, group or self.group, spare)
 
     def select_utterances(self, keep: Tensor) -> DecoderCache:
         """Drop finished utterances: ``keep`` (N',) indexes utterances; their hypotheses follow."""
         memory_kv = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in self.memory_kv]
-        self_kv = _select_rows(self.self_kv, self.steps, utterance_rows(keep, self.group))
+        self_kv, _ = _select_rows(self.self_kv, None, self.steps, utterance_rows(keep, self.group))
         return DecoderCache(memory_kv, self.memory_mask.index_select(0, keep), self_kv, self.steps, self.group)
 
     def grown(self) -> DecoderCache:
@@ -70,16 +82,24 @@ class DecoderCache:
         buffer[: self.steps] = self.self_kv
         return DecoderCache(self.memory_kv, self.memory_mask, buffer, self.steps, self.group)
 
+    def advanced(self) -> DecoderCache:
+        """This cache after one more step was written (same buffers)."""
+        return DecoderCache(self.memory_kv, self.memory_mask, self.self_kv, self.steps + 1, self.group, self.spare)
 
-def _select_rows(self_kv: Tensor, steps: int, rows: Tensor) -> Tensor:
-    """A new buffer like ``self_kv`` holding hypothesis ``rows`` of its first ``steps`` positions."""
-    buffer = self_kv.new_empty(self_kv.shape[:3] + (rows.shape[0],) + self_kv.shape[4:])
-    filled = self_kv[:steps]
+
+def _select_rows(self_kv: Tensor, spare: Tensor | None, steps: int, rows: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Hypothesis ``rows`` of the first ``steps`` positions of ``self_kv``, written into ``spare``
+    when it has the right shape (else into a new buffer) -> (that buffer, the next spare)."""
+    shape = self_kv.shape[:3] + (rows.shape[0],) + self_kv.shape[4:]
+    # As (positions * layers * 2, rows, H * Dh): one index_select of contiguous H * Dh rows.
+    filled = self_kv[:steps].flatten(0, 2).flatten(2)
     if filled.requires_grad:  # out= cannot record a gradient (a decoder used outside no_grad)
-        buffer[:steps] = filled.index_select(3, rows)
-    else:
-        torch.index_select(filled, 3, rows, out=buffer[:steps])
-    return buffer
+        buffer = self_kv.new_empty(shape)
+        buffer[:steps] = filled.index_select(1, rows).view((steps,) + shape[1:])
+        return buffer, None
+    buffer = spare if spare is not None and spare.shape == shape else self_kv.new_empty(shape)
+    torch.index_select(filled, 1, rows, out=buffer[:steps].flatten(0, 2).flatten(2))
+    return buffer, self_kv if self_kv.shape == shape else None
 
 
 class DecoderBlock(nn.Module):
@@ -218,7 +238,7 @@ class Decoder(nn.Module):
         x = self._embed(tokens[:, None], cache.steps)  # (N*G, 1, D)
         for layer, (block, memory_kv) in enumerate(zip(self.blocks, cache.memory_kv)):
             x, _ = block(x, memory_kv, cache.memory_mask, cache=cache, layer=layer)
-        return x[:, 0], DecoderCache(cache.memory_kv, cache.memory_mask, cache.self_kv, cache.steps + 1, cache.group)
+        return x[:, 0], cache.advanced()
 
     def step(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
         """Feed each hypothesis's latest token (N*G,) -> next-token logits (N*G, V) and the

@@ -102,6 +102,8 @@ def numbers_to_digits(words: list[str]) -> list[str]:
 def _read_number(words: list[str], start: int) -> tuple[str, str, int]:
     """Parse number words from ``words[start]``: (digits, ordinal suffix, words used); used is
     0 when no number starts there."""
+    if words[start] == "zero" and words[start + 1 : start + 2] != ["point"]:
+        return "0", "", 1  # a number of its own: "zero seven" is 0 7, not 7
     total, current, used, suffix = 0, None, 0, ""
     i = start
     while i < len(words) and not suffix:
@@ -142,6 +144,8 @@ def _fits(current: int | None, value: int) -> bool:
     """Can ``value`` (0-90) extend the number read so far? "twenty" + "one" yes; "one" + "two" no."""
     if current is None:
         return True
+    if value == 0:  # "twenty zero" is 20 0
+        return False
     last = current % 100
     if value >= 20:
         return last == 0

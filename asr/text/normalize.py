@@ -12,6 +12,10 @@
   contractions expanded, titles spelled out, numbers written as digits (``seven`` -> ``7``,
   ``twenty first`` -> ``21st``, ``1,000`` -> ``1000``), fillers (``um``, ``uh``) dropped and
   punctuation removed: :mod:`asr.text.english`.
+* ``digits``: for spoken digit strings (PINs, phone numbers, the digits recipe), where Whisper
+  writes "98808" or "9, 7, 5" for NINE EIGHT EIGHT ZERO EIGHT: the ``english`` rules, then one
+  word per digit ("98808" -> ``9 8 8 0 8``, "twenty one" -> ``2 1``), marks inside numbers and
+  ordinal endings dropped ("9.5" -> ``9 5``, "8th" -> ``8``), "oh" read as ``0``.
 * ``none``: only whitespace is tidied.
 """
 
@@ -82,10 +86,31 @@ def _english(text: str) -> str:
     return normalize_english(text)
 
 
+_ORDINAL_ENDING = re.compile(r"(?<=\d)(st|nd|rd|th)\b")
+
+
+def normalize_digits(text: str) -> str:
+    """Spoken digit strings, one word per digit (see the module docstring).
+
+    >>> normalize_digits("Oh, 98808. Fix the eighth")
+    '0 9 8 8 0 8 fix the 8'
+    """
+    words = _ORDINAL_ENDING.sub("", _english(text)).split()
+    words = ["0" if w == "oh" else w for w in words]
+    out: list[str] = []
+    for word in words:
+        if any(c.isdigit() for c in word) and not any(c.isalpha() for c in word):
+            out += [c for c in word if c.isdigit()]  # "9.5" -> 9 5; "98808" -> 9 8 8 0 8
+        else:
+            out.append(word)
+    return " ".join(out)
+
+
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "librispeech": normalize_text,
     "english": _english,
     "unicode": normalize_unicode,
+    "digits": normalize_digits,
     "none": normalize_none,
 }
 DEFAULT_NORMALIZER = "librispeech"

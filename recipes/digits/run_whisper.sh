@@ -14,6 +14,8 @@
 #   stage 4  zero-shot: decode the test speaker with 30 s padding, greedy
 #   stage 5  fine-tune unpadded (asr train --init, conf/whisper_finetune.yaml)
 #   stage 6  decode the test speaker with the fine-tuned model, unpadded: greedy and beam 5
+# Scoring: --normalizer digits (one word per digit), so that Whisper's "98808" or "9, 7, 5" scores
+# against NINE EIGHT EIGHT ZERO EIGHT digit by digit, as the references are read.
 # Everything is written under --work (default recipes/digits/work/whisper-test-<speaker>).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -60,9 +62,9 @@ finetune() {
 }
 decode_finetuned() {
   "$asr" decode --exp "$work/exp" --manifest "$work/manifests/test.jsonl" --method attention_greedy \
-    --out "$work/exp/decode/test-attention_greedy"
+    --normalizer digits --out "$work/exp/decode/test-attention_greedy"
   "$asr" decode --exp "$work/exp" --manifest "$work/manifests/test.jsonl" --method attention_beam \
-    --beam 5 --out "$work/exp/decode/test-attention_beam"
+    --beam 5 --normalizer digits --out "$work/exp/decode/test-attention_beam"
 }
 
 run_stage 0 "set up" "$repo/recipes/setup.sh"
@@ -72,7 +74,7 @@ run_stage 2 "manifests" "$asr" prepare librispeech --root "$work/corpus" --subse
 run_stage 3 "import $model" "$asr" import whisper "$model" --out "$work/whisper"
 run_stage 4 "zero-shot decode of the unseen test speaker (30 s padding)" "$asr" decode \
   --exp "$work/whisper" --manifest "$work/manifests/test.jsonl" --method attention_greedy \
-  --out "$work/whisper/decode/test-attention_greedy"
+  --normalizer digits --out "$work/whisper/decode/test-attention_greedy"
 run_stage 5 "fine-tune unpadded" finetune
 run_stage 6 "decode the unseen test speaker with the fine-tuned model (unpadded)" decode_finetuned
 echo "results: $work/whisper/decode/test-*/wer.json (zero-shot), $work/exp/decode/test-*/wer.json" \

@@ -138,3 +138,45 @@ def test_a_batch_that_does_not_divide_into_groups_is_an_error():
     state = scorer.init(torch.randn(2, 6, 5).log_softmax(-1), torch.tensor([6, 4]), group=3)
     with pytest.raises(AssertionError, match="3 per utterance"):
         scorer.score(state, torch.ones(5, 2, dtype=torch.long))  # 5 rows for 2 utterances of 3
+
+
+def test_the_logsumexp_that_skips_underflowing_terms_equals_torchs():
+    """Terms spread over thousands of nats, rows of -inf and rows of ordinary values."""
+    from asr.decode.ctc_prefix import _logsumexp
+
+    torch.manual_seed(5)
+    x = torch.randn(6, 5, 40) * torch.tensor([1.0, 30.0, 1000.0]).repeat(2)[:, None, None]
+    x[:, :, :7] = NEG_INF
+    x[2, 3] = NEG_INF  # an impossible prefix stays impossible
+    expected = torch.logsumexp(x, dim=-1)
+    got = _logsumexp(x.clone())
+    assert torch.equal(torch.isneginf(got), torch.isneginf(expected)) and bool(torch.isneginf(got[2, 3]))
+    finite = torch.isfinite(expected)
+    torch.testing.assert_close(got[finite], expected[finite], atol=1e-6, rtol=1e-6)
+
+
+def test_after_dropping_utterances_the_others_score_as_if_decoded_alone():
+    """select_utterances keeps the log-probs of every utterance and only changes which rows it
+    reads (and cuts the frames past the longest kept one): scoring on must not notice."""
+    torch.manual_seed(8)
+    utts, group, time, vocab = 3, 2, 14, 8
+    lengths = torch.tensor([14, 9, 6])
+    log_probs = (torch.randn(utts, time, vocab) * 2).log_softmax(-1)
+    scorer = _scorer()
+    both = scorer.init(log_probs, lengths, group)
+    alone = scorer.init(log_probs[1:, :9], lengths[1:], group)
+    sequences = torch.randint(3, vocab, (utts * group, 4))
+    for step in range(sequences.shape[1]):
+        if step == 2:  # utterance 0, the longest, finishes: 14 frames cut to 9
+            both = scorer.select_utterances(both, torch.tensor([1, 2]))
+        rows = torch.arange(both.forward.shape[1])
+        tokens = sequences[-rows.shape[0] :, step]
+        candidates = torch.stack([tokens, tokens % (vocab - 3) + 3], dim=1)
+        scored_both, scored_alone = scorer.score(both, candidates), scorer.score(alone, candidates[-4:])
+        assert torch.equal(scored_both.tokens[-4:], scored_alone.tokens)
+        assert torch.equal(scored_both.eos[-4:], scored_alone.eos)
+        selection = Selection(rows, torch.zeros_like(rows), tokens)
+        both = scorer.select(scored_both.state, selection)
+        kept = Selection(torch.arange(4), torch.zeros(4, dtype=torch.long), tokens[-4:])
+        alone = scorer.select(scored_alone.state, kept)
+    assert both.forward.shape[2] == 9

@@ -62,6 +62,34 @@ def test_grouped_hypotheses_share_one_copy_of_the_encoder_keys_and_values():
     torch.testing.assert_close(logits, full[order, 4], atol=1e-5, rtol=1e-5)
 
 
+def test_reordering_at_every_step_alternates_two_buffers_and_follows_the_histories():
+    """Double buffering: each reorder writes into the spare buffer and the old one becomes the
+    next spare; the histories still follow their hypotheses, and a consumed cache refuses a
+    second reorder (its buffer is someone else's spare)."""
+    decoder = Decoder(VOCAB, CONFIG).eval()
+    memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4)])
+    tokens = torch.randint(3, VOCAB, (6, 6))
+    orders = [torch.tensor(o) for o in ([2, 0, 1, 4, 5, 3], [1, 1, 0, 3, 3, 5], [0, 2, 2, 5, 4, 3])]
+    history = torch.arange(6)  # which original sequence each row's history comes from
+    with torch.inference_mode():
+        cache = decoder.expand_cache(decoder.init_cache(memory, memory_lengths), 3)
+        buffers = []
+        for step in range(len(orders) + 1):
+            logits, cache = decoder.step(tokens[history, step], cache)
+            # Teacher-forced: row r has read tokens[history[r], :step+1], its own history.
+            copies = memory.repeat_interleave(3, 0), memory_lengths.repeat_interleave(3)
+            full, _ = decoder(tokens[history, : step + 1], *copies)
+            torch.testing.assert_close(logits, full[:, step], atol=1e-5, rtol=1e-5)
+            if step < len(orders):
+                before = cache
+                cache = cache.select_hypotheses(orders[step])
+                history = history[orders[step]]
+                buffers.append(cache.self_kv.data_ptr())
+        with pytest.raises(AssertionError, match="reordered already"):
+            before.select_hypotheses(orders[0])
+    assert buffers[0] != buffers[1] and buffers[2] == buffers[0]  # two buffers, taking turns
+
+
 def test_dropping_a_finished_utterance_keeps_the_others_scores():
     decoder = Decoder(VOCAB, CONFIG).eval()
     memory, memory_lengths = padded([torch.randn(n, 32) for n in (9, 4, 6)])

@@ -8,10 +8,10 @@ from asr.text.normalize import NORMALIZERS, NormalizerError, get_normalizer, nor
 
 
 def test_normalizers_are_found_by_name_and_an_unknown_name_lists_them():
-    assert set(NORMALIZERS) == {"librispeech", "english", "unicode", "none"}
+    assert set(NORMALIZERS) == {"librispeech", "english", "unicode", "none", "digits"}
     assert get_normalizer("librispeech") is normalize_text
     assert get_normalizer("none")("  a \t b\n") == "a b"
-    with pytest.raises(NormalizerError, match="librispeech, english, unicode, none"):
+    with pytest.raises(NormalizerError, match="librispeech, english, unicode, digits, none"):
         get_normalizer("whisper")
 
 
@@ -97,6 +97,9 @@ def test_english_makes_whisper_output_and_librispeech_references_agree(whisper, 
         ("bread and butter", "bread and butter"),  # no number: nothing changes
         ("five and six", "5 and 6"),  # "and" joins only after hundred/thousand
         ("point five", "point 5"),  # a decimal needs a whole part
+        ("zero seven", "0 7"),  # zero is a number of its own, not a leading digit to drop
+        ("twenty zero", "20 0"),
+        ("zero point five", "0.5"),
     ],
 )
 def test_number_words_become_digits(words, digits):
@@ -108,6 +111,30 @@ def test_english_wer_of_whisper_style_output_is_fair():
     hyps = Transcripts({"a": "Mr. Smith paid $1,000 on the 21st.", "b": "It's 7 o'clock."})
     assert score(refs, hyps).wer > 0.5  # the LibriSpeech rule counts formatting as errors
     assert score(refs, hyps, normalizer="english").wer == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, digits",
+    [
+        ("NINE SEVEN ZERO", "9 7 0"),  # digit words (references)
+        ("9, 7, 0.", "9 7 0"),  # punctuation between digits
+        ("98808", "9 8 8 0 8"),  # a digit string is one word per digit
+        ("9.5 6.4", "9 5 6 4"),  # decimal points and other marks inside numbers
+        ("Oh five", "0 5"),  # "oh" read as zero
+        ("8th 7th", "8 7"),  # ordinal endings after a digit
+        ("twenty one", "2 1"),  # number words too are digit by digit
+        ("Fix six.", "fix 6"),  # other words stay, lower-cased
+    ],
+)
+def test_digits_scores_spoken_digit_strings_digit_by_digit(text, digits):
+    assert get_normalizer("digits")(text) == digits
+
+
+def test_digits_wer_of_whisper_style_digit_strings_is_fair():
+    refs = Transcripts({"a": "NINE EIGHT EIGHT ZERO EIGHT", "b": "ZERO SEVEN"})
+    hyps = Transcripts({"a": "98808", "b": "Oh, 7."})
+    assert score(refs, hyps, normalizer="english").wer > 0.5  # "98808" is one word there
+    assert score(refs, hyps, normalizer="digits").wer == 0.0
 
 
 # --------------------------------------------------------------------------- the tokenizer
