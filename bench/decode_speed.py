@@ -54,7 +54,7 @@ from rich.table import Table
 
 import machine
 from asr.config import load_config
-from asr.decode.heap import reused_heap
+from asr.decode.heap import keep_freed_memory
 from asr.decode.options import METHODS, DecodeOptions
 from asr.decode.search import decode_batch, search_encoded
 from asr.model import ASRModel
@@ -107,7 +107,8 @@ class Workload:
     def __call__(self, options: DecodeOptions) -> list:
         if not self.features:
             return decode_batch(self.model, self.inputs, self.lengths, options)
-        with torch.inference_mode(), reused_heap():  # as decode_batch does
+        keep_freed_memory()  # as decode_batch does
+        with torch.inference_mode():
             encoded, enc_lengths = self.model.encoder(self.inputs, self.lengths)
             return search_encoded(self.model, encoded, enc_lengths, options)
 
