@@ -7,22 +7,12 @@ that a time can be read as a share of what the hardware does on its best-case op
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what platform reports."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from asr.precision import cpu_model  # one reader of /proc/cpuinfo for the toolkit and the benchmarks
 
 
 def describe(device: torch.device) -> dict:
