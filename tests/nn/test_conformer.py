@@ -10,7 +10,7 @@ import torch
 
 from asr.config import EncoderConfig, ModelConfig
 from asr.nn.conformer import ConformerEncoder, RelPositionAttention, rel_shift, relative_positions
-from tests.support.batches import padded
+from tests.support.batches import assert_batch_equals_alone, padded
 
 CONFIG = ModelConfig(
     d_model=32,
@@ -43,12 +43,7 @@ def test_encoder_output_is_the_same_alone_and_padded_in_a_batch():
     utterances = [torch.randn(n, 20) for n in (61, 23, 40)]
     feats, lengths = padded(utterances)
     feats[1, 23:] = 5.0  # garbage in the padding must not matter either
-    batch_out, batch_lengths = encoder(feats, lengths)
-    for i, utt in enumerate(utterances):
-        alone, alone_length = encoder(utt[None], torch.tensor([len(utt)]))
-        n = int(alone_length[0])
-        assert n == int(batch_lengths[i])
-        torch.testing.assert_close(batch_out[i, :n], alone[0], atol=1e-5, rtol=1e-5)
+    assert_batch_equals_alone(encoder, utterances, feats, lengths)
 
 
 def test_without_the_padding_mask_in_the_convolution_padding_would_leak():
