@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.nn import dropout as dropouts
+from asr.nn.linear import Linear
 from asr.nn.masks import NEG_INF
 from asr.precision import cpu_autocast_on
 
@@ -28,10 +29,10 @@ class MultiHeadAttention(nn.Module):
         self.heads = heads
         self.head_dim = d_model // heads
         self.dropout = dropout
-        self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model, bias=key_bias)  # Whisper's keys have no bias
-        self.value = nn.Linear(d_model, d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.query = Linear(d_model, d_model)
+        self.key = Linear(d_model, d_model, bias=key_bias)  # Whisper's keys have no bias
+        self.value = Linear(d_model, d_model)
+        self.out = Linear(d_model, d_model)
 
     def _split(self, x: Tensor) -> Tensor:
         batch, time, _ = x.shape
@@ -115,7 +116,7 @@ def _rows_attend(mask: Tensor | None, causal: bool) -> bool:
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff_dim: int, dropout: float, activation: str = "relu"):
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        super().__init__(nn.Linear(d_model, ff_dim), act, dropouts.Dropout(dropout), nn.Linear(ff_dim, d_model))
+        super().__init__(Linear(d_model, ff_dim), act, dropouts.Dropout(dropout), Linear(ff_dim, d_model))
 
 
 def sinusoidal_positions(

@@ -18,6 +18,7 @@ from asr.config import ModelConfig
 from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
 from asr.nn.dropout import Dropout
 from asr.nn.masks import lengths_to_mask, utterance_rows
+from asr.nn.linear import Linear
 from asr.text.special import SOS_EOS_ID
 
 
@@ -164,7 +165,7 @@ class Decoder(nn.Module):
             for _ in range(dec.layers)
         )
         self.norm = nn.LayerNorm(config.d_model)
-        self.output = nn.Linear(config.d_model, vocab_size, bias=not dec.tie_output)
+        self.output = Linear(config.d_model, vocab_size, bias=not dec.tie_output)
         if dec.tie_output:
             self.output.weight = self.embed.weight
         self.prompt = list(dec.prompt)  # the prompt's last token stands in for <sos>
