@@ -6,7 +6,7 @@
 #
 # Usage: recipes/digits/run_whisper.sh --fsdd DIR [--test-speaker george] [--stage N] [--stop-stage M]
 #          [--work DIR] [--config FILE] [--model SRC] [--utterances N] [--eval-utterances N]
-#          [--max-steps N] [--seed S]
+#          [--max-steps N] [--train-max-digits N] [--seed S]
 #   stage 0  set up .venv (recipes/setup.sh)
 #   stage 1  build the corpus (local/make_corpus.py), as run.sh does
 #   stage 2  manifests (asr prepare librispeech)
@@ -23,6 +23,9 @@ here="$repo/recipes/digits"
 stage=0; stop_stage=100; fsdd=""; work=""; test_speaker="george"; seed=0; model="tiny.en"
 config="$here/conf/whisper_finetune.yaml"
 utterances=1000; eval_utterances=""; max_steps=0
+# Up to 10 digits per training utterance (run.sh: 7): a model fine-tuned on at most 7 loops on
+# longer ones ("six six six ..."); the test utterances stay run.sh's (1 to 7 digits).
+train_max_digits=10
 while [ $# -gt 0 ]; do
   case "$1" in
     --fsdd) fsdd="$2"; shift 2 ;;
@@ -35,9 +38,10 @@ while [ $# -gt 0 ]; do
     --utterances) utterances="$2"; shift 2 ;;
     --eval-utterances) eval_utterances="$2"; shift 2 ;;
     --max-steps) max_steps="$2"; shift 2 ;;
+    --train-max-digits) train_max_digits="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     *) echo "unknown option $1 (valid: --fsdd --test-speaker --stage --stop-stage --work --config" \
-            "--model --utterances --eval-utterances --max-steps --seed)" >&2; exit 2 ;;
+            "--model --utterances --eval-utterances --max-steps --train-max-digits --seed)" >&2; exit 2 ;;
   esac
 done
 work="${work:-$here/work/whisper-test-$test_speaker}"
@@ -52,7 +56,8 @@ corpus() {
   local eval_args=()
   [ -z "$eval_utterances" ] || eval_args=(--dev-utterances "$eval_utterances" --test-utterances "$eval_utterances")
   "$python" "$here/local/make_corpus.py" --fsdd "$fsdd" --out "$work/corpus" \
-    --test-speaker "$test_speaker" --train-utterances "$utterances" --seed "$seed" "${eval_args[@]}"
+    --test-speaker "$test_speaker" --train-utterances "$utterances" --train-max-digits "$train_max_digits" \
+    --seed "$seed" "${eval_args[@]}"
 }
 finetune() {
   "$asr" train --init "$work/whisper" --config "$config" --exp "$work/exp" \

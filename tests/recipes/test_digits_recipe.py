@@ -127,3 +127,22 @@ def test_corpus_is_reproducible(tmp_path: Path):
     first = build(tmp_path / "a", 0)
     assert first == build(tmp_path / "b", 0)
     assert first != build(tmp_path / "c", 1)
+
+
+def test_test_split_does_not_depend_on_how_train_is_drawn(tmp_path: Path):
+    """run.sh and run_whisper.sh draw different training splits (4,000 utterances of up to 7
+    digits; 1,000 of up to 10) and must still score the same test utterances."""
+
+    def build(out: Path, *train_args: str) -> dict[str, list[str]]:
+        cmd = [str(PYTHON), str(MAKE_CORPUS), "--fsdd", str(fsdd_recordings()), "--out", str(out),
+               "--dev-utterances", "2", "--test-utterances", "3", "--max-index", "7", *train_args]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        corpus = out / "LibriSpeech"
+        return {split: sorted(t.read_text() for t in (corpus / split).rglob("*.trans.txt")) for split in ("train", "dev", "test")}
+
+    few = build(tmp_path / "a", "--train-utterances", "3")
+    many = build(tmp_path / "b", "--train-utterances", "12", "--train-max-digits", "10")
+    assert few["test"] == many["test"] and few["dev"] == many["dev"]
+    assert few["train"] != many["train"]
+    lengths = [len(line.split()) - 1 for text in many["train"] for line in text.splitlines()]
+    assert 7 < max(lengths) <= 10

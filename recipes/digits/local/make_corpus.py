@@ -4,9 +4,10 @@ Usage:
     .venv/bin/python recipes/digits/local/make_corpus.py --fsdd DIR --out DIR
         [--test-speaker george] [--speakers jackson,nicolas,george,yweweler]
         [--train-utterances 4000] [--dev-utterances 150] [--test-utterances 200]
-        [--dev-indices 5] [--max-index 50] [--max-digits 7] [--seed 0]
+        [--dev-indices 5] [--max-index 50] [--max-digits 7] [--train-max-digits N] [--seed 0]
 
-Each utterance joins 1 to --max-digits recordings ({digit}_{speaker}_{index}.wav, 8 kHz mono) of
+Each utterance joins 1 to --max-digits recordings (training utterances: 1 to --train-max-digits,
+by default the same) ({digit}_{speaker}_{index}.wav, 8 kHz mono) of
 ONE speaker. Every recording is peak-normalised (FSDD speakers were recorded at very different
 levels) and faded in/out over 5 ms; recordings are separated (and the utterance padded at both
 ends) by 50-300 ms pauses of very low white noise. The utterance is assembled at 8 kHz, resampled
@@ -18,6 +19,9 @@ Splits (speaker-disjoint between train/dev and test):
     dev    the other speakers' recordings with index <  --dev-indices (held-out recordings)
     test   every recording of --test-speaker, never seen in training
 Recordings are drawn from a shuffled deck per speaker, so each is used about equally often.
+Each split is drawn with its own random generator (from --seed and the split's name), so the dev
+and test utterances do not depend on how the training split is drawn: run.sh and run_whisper.sh
+(1,000 training utterances of up to 10 digits) score the same test utterances.
 --max-index N keeps only recordings with index < N (for quick tests).
 
 Output (the root to give `asr prepare librispeech --root`):
@@ -191,6 +195,8 @@ def build(args: argparse.Namespace) -> None:
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
     if args.test_speaker not in speakers:
         sys.exit(f"error: --test-speaker {args.test_speaker} is not one of --speakers {','.join(speakers)}")
+    if args.max_digits < 1 or args.train_max_digits < 0:
+        sys.exit("error: --max-digits must be at least 1 (and --train-max-digits at least 1, or 0 for the same)")
     if not 0 < args.dev_indices < args.max_index:
         sys.exit("error: need 0 < --dev-indices < --max-index (dev and train both need recordings)")
     out = Path(args.out)
@@ -203,7 +209,6 @@ def build(args: argparse.Namespace) -> None:
         shutil.rmtree(corpus)  # ours: rebuild from scratch (also after a half-finished run)
     recordings = find_recordings(Path(args.fsdd), speakers, args.max_index)
 
-    rng = random.Random(args.seed)
     train_speakers = [s for s in speakers if s != args.test_speaker]
     pools = {
         "train": {s: [r for r in recordings[s] if r.index >= args.dev_indices] for s in train_speakers},
@@ -217,8 +222,10 @@ def build(args: argparse.Namespace) -> None:
     cache: dict[Path, np.ndarray] = {}
     sources, speaker_rows = [], []
     for split in ("train", "dev", "test"):
+        rng = random.Random(f"{args.seed}/{split}")  # str seeds hash with SHA-512: the same in every run
         decks = {s: Deck(pool, rng) for s, pool in pools[split].items()}
-        plan = plan_split(decks, counts[split], args.max_digits, rng)
+        max_digits = (args.train_max_digits or args.max_digits) if split == "train" else args.max_digits
+        plan = plan_split(decks, counts[split], max_digits, rng)
         noise_rng = np.random.default_rng([args.seed, list(CHAPTERS).index(split)])
         lines: dict[Path, list[str]] = defaultdict(list)
         for speaker, chosen in plan:
@@ -259,6 +266,8 @@ def main() -> None:
     parser.add_argument("--dev-indices", type=int, default=5, help="recordings with index < N go to dev")
     parser.add_argument("--max-index", type=int, default=50, help="use only recordings with index < N")
     parser.add_argument("--max-digits", type=int, default=7, help="digits per utterance: 1 to N")
+    parser.add_argument("--train-max-digits", type=int, default=0,
+                        help="digits per training utterance: 1 to N (default: --max-digits)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                         help="give each training utterance a random channel (EQ, gain) and noise level")
