@@ -16,6 +16,8 @@ utterance at a time and batched:
   no timestamps and no fallback, one utterance at a time; its ``BatchedInferencePipeline``
   (batch 8) on the set joined into one recording with 1 s pauses, as it is meant to be used;
 * openai-whisper (if installed): ``transcribe`` with the same options;
+* each runtime (CTranslate2; torch: asr and openai-whisper) in a process of its own, one after
+  the other (see ``run_worker``);
 * with ``--finetuned EXP``: that experiment (e.g. the digits recipe's model fine-tuned unpadded),
   decoded as its config says (unpadded), on the short set; with ``--unseen SPEAKER`` every
   system also decodes a short set of that speaker alone (the one the fine-tuned model never
@@ -36,6 +38,7 @@ import argparse
 import json
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -199,24 +202,29 @@ def timed(fn, waves: list[torch.Tensor], repeats: int) -> tuple[list[str], float
     return texts, best
 
 
-def systems(args, exp: Path, tmp: Path) -> list[tuple[str, int, int, object]]:
-    """(name, beam, batch, fn(waves) -> texts) for every system that is installed."""
-    from faster_whisper import WhisperModel
+RUNTIMES = ("ctranslate2", "torch")  # one worker process each, in this order
 
-    from asr.whisper.sources import bundled_tiny_en
 
+def systems(args, exp: Path, tmp: Path, runtime: str) -> list[tuple[str, int, int, object]]:
+    """(name, beam, batch, fn(waves) -> texts) for every installed system of ``runtime``."""
     out: list[tuple[str, int, int, object]] = []
+    if runtime == "ctranslate2":
+        from faster_whisper import WhisperModel
+
+        from asr.whisper.sources import bundled_tiny_en
+
+        for compute in ("float32", "int8"):  # fp32 first: the reference of the "same" column
+            fw = WhisperModel(str(bundled_tiny_en()), device="cpu", compute_type=compute, cpu_threads=args.threads)
+            name = "faster-whisper " + ("fp32" if compute == "float32" else "int8")
+            for beam in (1, 5):
+                out.append((name, beam, 1, lambda w, m=fw, b=beam: run_faster_whisper(m, w, b)))
+            if compute == "float32":
+                for beam in (1, 5):
+                    out.append(("faster-whisper fp32 pipeline", beam, 8, lambda w, m=fw, b=beam: run_fw_batched(m, w, b)))
+        return out
     loaded(exp)
     if args.finetuned:
         loaded(args.finetuned)
-    for compute in ("float32", "int8"):  # fp32 first: the reference of the "same" column
-        fw = WhisperModel(str(bundled_tiny_en()), device="cpu", compute_type=compute, cpu_threads=args.threads)
-        name = "faster-whisper " + ("fp32" if compute == "float32" else "int8")
-        for beam in (1, 5):
-            out.append((name, beam, 1, lambda w, m=fw, b=beam: run_faster_whisper(m, w, b)))
-        if compute == "float32":
-            for beam in (1, 5):
-                out.append(("faster-whisper fp32 pipeline", beam, 8, lambda w, m=fw, b=beam: run_fw_batched(m, w, b)))
     precisions = ["fp32"] + (["bf16"] if has_native_bf16() else [])
     if "bf16" not in precisions:
         print("this CPU has no native bf16 (AMX or AVX512-BF16): asr bf16 left out", file=sys.stderr)
@@ -245,6 +253,58 @@ def systems(args, exp: Path, tmp: Path) -> list[tuple[str, int, int, object]]:
     return out
 
 
+def measure(args, exp: Path, tmp: Path, runtime: str) -> list[dict]:
+    """Every system of ``runtime`` on every set: one row each, with its transcripts."""
+    sets = make_sets(args.fsdd, args.short, args.long, unseen=args.unseen)
+    rows = []
+    for name, beam, batch, fn in systems(args, exp, tmp, runtime):
+        for set_name, items in sets.items():
+            if name.startswith("asr fine-tuned") and not set_name.startswith("short"):
+                continue
+            waves, refs = [w for w, _ in items], [r for _, r in items]
+            texts, seconds = timed(fn, waves, max(1, args.repeats))
+            audio = sum(w.numel() for w in waves) / RATE
+            joined = len(texts) == 1 and len(waves) > 1
+            score = wer([" ".join(refs)], texts) if joined else wer(refs, texts)
+            rows.append({"system": name, "set": set_name, "search": "greedy" if beam == 1 else f"beam {beam}",
+                         "batch": batch, "utterances": len(waves), "audio_s": round(audio, 1),
+                         "rtf": seconds / audio, "utt_per_s": len(waves) / seconds, "wer": score,
+                         "joined": joined, "texts": texts})  # fmt: skip
+            print(f"{name:32s} {set_name:5s} beam {beam} batch {batch}: RTF {seconds / audio:.3f} "
+                  f"WER {100 * score:.1f}%", file=sys.stderr, flush=True)
+    return rows
+
+
+def run_worker(args, exp: Path, tmp: Path, runtime: str) -> list[dict]:
+    """``measure`` in a fresh process of this script. CTranslate2 and torch must not share one:
+    CTranslate2's calls bind to torch's libgomp, and once both have a team of threads there are
+    more OpenMP threads than cores, so libgomp stops spinning between parallel regions; a torch
+    decode after a faster-whisper one ran 1.6x slower in the same process (tiny.en, 30 s clips)."""
+    command = [sys.executable, __file__, "--worker", runtime, "--exp", str(exp), "--tmp", str(tmp),
+               "--threads", str(args.threads), "--short", str(args.short), "--long", str(args.long),
+               "--repeats", str(args.repeats), "--fsdd", str(args.fsdd)]  # fmt: skip
+    if args.finetuned:
+        command += ["--finetuned", str(args.finetuned)]
+    if args.unseen:
+        command += ["--unseen", args.unseen]
+    if args.skip_openai:
+        command.append("--skip-openai")
+    result = subprocess.run(command, stdout=subprocess.PIPE, check=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def with_same(rows: list[dict]) -> list[dict]:
+    """Each row with ``same_as_fw_fp32``: its transcripts identical to faster-whisper fp32
+    greedy (beam 5: beam 5) batch 1's of the same set; None where there is no such reference."""
+    reference = {(r["set"], r["search"]): r["texts"] for r in rows if r["system"] == "faster-whisper fp32"}
+    out = []
+    for r in rows:
+        texts = reference.get((r["set"], r["search"]))
+        same = None if texts is None or r["joined"] else sum(a == b for a, b in zip(r["texts"], texts))
+        out.append({k: v for k, v in r.items() if k not in ("texts", "joined")} | {"same_as_fw_fp32": same})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -257,37 +317,21 @@ def main() -> None:
                         "fine-tuned model never heard, e.g. george)")
     parser.add_argument("--skip-openai", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)  # internal: one runtime's systems
+    parser.add_argument("--exp", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(measure(args, args.exp, args.tmp, args.worker)))
+        return
 
     from asr.whisper.convert import import_whisper
 
-    sets = make_sets(args.fsdd, args.short, args.long, unseen=args.unseen)
-    rows, reference = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "tiny.en"
         import_whisper("tiny.en", exp)
-        for name, beam, batch, fn in systems(args, exp, Path(tmp)):
-            for set_name, items in sets.items():
-                if name.startswith("asr fine-tuned") and not set_name.startswith("short"):
-                    continue
-                waves, refs = [w for w, _ in items], [r for _, r in items]
-                texts, seconds = timed(fn, waves, max(1, args.repeats))
-                audio = sum(w.numel() for w in waves) / RATE
-                joined = len(texts) == 1 and len(waves) > 1
-                score = wer([" ".join(refs)], texts) if joined else wer(refs, texts)
-                key = (set_name, beam)
-                if name == "faster-whisper fp32" and batch == 1:
-                    reference[key] = texts
-                same = None
-                if key in reference and not joined:
-                    same = sum(a == b for a, b in zip(texts, reference[key]))
-                rows.append({"system": name, "set": set_name, "search": "greedy" if beam == 1 else f"beam {beam}",
-                             "batch": batch, "utterances": len(waves), "audio_s": round(audio, 1),
-                             "rtf": seconds / audio, "utt_per_s": len(waves) / seconds, "wer": score,
-                             "same_as_fw_fp32": same})  # fmt: skip
-                print(f"{name:32s} {set_name:5s} beam {beam} batch {batch}: RTF {seconds / audio:.3f} "
-                      f"WER {100 * score:.1f}%", file=sys.stderr, flush=True)
+        rows = with_same([row for runtime in RUNTIMES for row in run_worker(args, exp, Path(tmp), runtime)])
     print_table(rows, args)
     record = {"bench": "whisper_speed", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(),
               "capability": cpu_capability(), "threads": args.threads, "repeats": args.repeats, "rows": rows}  # fmt: skip
