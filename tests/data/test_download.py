@@ -4,8 +4,6 @@ import hashlib
 import io
 import re
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,58 +14,15 @@ from asr.data.download import CHECKSUMS, DownloadError, download_subset, extract
 from asr.data.librispeech import prepare_librispeech
 from asr.data.manifest import read_manifest
 from librispeech_tree import make_librispeech_tree
+from tests.support.http_server import local_server
 
 QUIET = Console(quiet=True)
 
 
-class RangeHandler(BaseHTTPRequestHandler):
-    """Serves ``server.files`` and honours ``Range: bytes=N-`` (unless ``server.honour_range`` is
-    False); records each request's Range header in ``server.ranges``. With ``server.drop_after``
-    set, the next response is cut off after that many bytes."""
-
-    def do_GET(self) -> None:
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        requested = self.headers.get("Range")
-        self.server.ranges.append(requested)
-        start = 0
-        if requested and self.server.honour_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", requested)[1])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        if self.server.drop_after:  # announce the whole file, send part of it, hang up
-            self.wfile.write(data[start : start + self.server.drop_after])
-            self.server.drop_after = 0
-            return
-        self.wfile.write(data[start:])
-
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
-
-
 @pytest.fixture
 def server(monkeypatch):
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)  # 127.0.0.1 must not go through a proxy
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.files, httpd.ranges, httpd.honour_range, httpd.drop_after = {}, [], True, 0
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_port}/resources/12"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(monkeypatch, resource=12) as httpd:
+        yield httpd
 
 
 def _tarball(tmp_path: Path, subset: str = "dev-clean") -> bytes:

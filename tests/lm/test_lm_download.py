@@ -4,57 +4,21 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rich.console import Console
 
 from asr.data.download import DownloadError
 from asr.lm.download import LM_CORPUS, download_lm_corpus
+from tests.support.http_server import local_server
 
 QUIET = Console(quiet=True)
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Serves server.files, honours ``Range: bytes=N-``; with server.drop_after, sends only that
-    many bytes of the next response and hangs up (an interrupted transfer)."""
-
-    def do_GET(self) -> None:
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        requested = self.headers.get("Range")
-        self.server.ranges.append(requested)
-        start = int(requested.split("=")[1].rstrip("-")) if requested else 0
-        self.send_response(206 if requested else 200)
-        if requested:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        if self.server.drop_after:
-            self.wfile.write(data[start : start + self.server.drop_after])
-            self.server.drop_after = 0
-            return
-        self.wfile.write(data[start:])
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server(monkeypatch):
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.files, httpd.ranges, httpd.drop_after = {}, [], 0
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_port}/resources/11"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(monkeypatch, resource=11) as httpd:
+        yield httpd
 
 
 def _corpus() -> bytes:
