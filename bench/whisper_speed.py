@@ -277,7 +277,8 @@ def measure(args, exp: Path, tmp: Path, runtime: str) -> list[dict]:
 
 def run_worker(args, exp: Path, tmp: Path, runtime: str) -> list[dict]:
     """``measure`` in a fresh process of this script. CTranslate2 and torch must not share one:
-    CTranslate2's calls bind to torch's libgomp, and once both have a team of threads there are
+    CTranslate2's calls bind to torch's libgomp (``LD_DEBUG=bindings`` shows libctranslate2's
+    ``GOMP_parallel`` bound to torch/lib/libgomp.so.1), and once both have a team of threads there are
     more OpenMP threads than cores, so libgomp stops spinning between parallel regions; a torch
     decode after a faster-whisper one ran 1.6x slower in the same process (tiny.en, 30 s clips)."""
     command = [sys.executable, __file__, "--worker", runtime, "--exp", str(exp), "--tmp", str(tmp),
