@@ -96,7 +96,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-
 def cpu_autocast_on(x: torch.Tensor) -> bool:
     """Whether ``x`` is on the CPU while CPU autocast is on: the few ops that bf16 makes less
     exact on a CPU without making them faster there (asr.nn.attention, the Whisper stem in

@@ -28,8 +28,8 @@ best of --repeats runs of the whole set (the first run of a system on a set also
 costs, such as oneDNN creating kernels for new shapes; every system gets the same repeats); WER is
 over digit words after lower-casing, dropping punctuation and spelling digits out ("7" ->
 "seven"), so that "Seven, two." and "72" both score against "SEVEN TWO". "same" counts the
-transcripts identical, character for character, to faster-whisper fp32 greedy batch 1 of the same
-audio. The table is printed, then one JSON line (also written to --json).
+transcripts identical, character for character, to faster-whisper fp32 batch 1's of the same audio
+with the same search (greedy or beam 5). The table is printed, then one JSON line (also written to --json).
 """
 
 from __future__ import annotations
@@ -281,15 +281,7 @@ def run_worker(args, exp: Path, tmp: Path, runtime: str) -> list[dict]:
     ``GOMP_parallel`` bound to torch/lib/libgomp.so.1), and once both have a team of threads there are
     more OpenMP threads than cores, so libgomp stops spinning between parallel regions; a torch
     decode after a faster-whisper one ran 1.6x slower in the same process (tiny.en, 30 s clips)."""
-    command = [sys.executable, __file__, "--worker", runtime, "--exp", str(exp), "--tmp", str(tmp),
-               "--threads", str(args.threads), "--short", str(args.short), "--long", str(args.long),
-               "--repeats", str(args.repeats), "--fsdd", str(args.fsdd)]  # fmt: skip
-    if args.finetuned:
-        command += ["--finetuned", str(args.finetuned)]
-    if args.unseen:
-        command += ["--unseen", args.unseen]
-    if args.skip_openai:
-        command.append("--skip-openai")
+    command = [sys.executable, __file__, *sys.argv[1:], "--worker", runtime, "--exp", str(exp), "--tmp", str(tmp)]
     result = subprocess.run(command, stdout=subprocess.PIPE, check=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -90,11 +90,6 @@ class CTCPrefixState:
         utterances, hyps = self.utterance.shape[0], self.forward.shape[1]
         assert hyps == utterances * self.group, f"{hyps} hypotheses are not {self.group} per utterance ({utterances})"
 
-    @property
-    def r(self) -> Tensor:
-        """The forward variables as (T, 2, N*G), time first (a view)."""
-        return self.forward.permute(2, 0, 1)
-
     def completed_before(self) -> tuple[Tensor, Tensor]:
         """phi_{t-1}(g) for each frame t, (N*G, T) each: when the next token repeats g's last
         (r^b only), and when it does not (r^n + r^b). Before frame 0 only the empty prefix is

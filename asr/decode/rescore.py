@@ -10,6 +10,8 @@ alignment constraint keeps the decoder from inventing or dropping words.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor
 
@@ -40,7 +42,7 @@ def teacher_forced_log_probs(
     hold, so a batch would cost more per utterance than a single utterance.
     """
     counts = torch.bincount(owner.cpu(), minlength=memory.shape[0]).tolist()
-    starts = [sum(counts[:n]) for n in range(len(counts) + 1)]
+    starts = [0, *itertools.accumulate(counts)]
     longest = [max((len(s) for s in sequences[starts[n] : starts[n + 1]]), default=0) for n in range(len(counts))]
     scores = []
     for run in _passes(counts, longest):
