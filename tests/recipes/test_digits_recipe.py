@@ -146,3 +146,13 @@ def test_test_split_does_not_depend_on_how_train_is_drawn(tmp_path: Path):
     assert few["train"] != many["train"]
     lengths = [len(line.split()) - 1 for text in many["train"] for line in text.splitlines()]
     assert 7 < max(lengths) <= 10
+
+
+@pytest.mark.parametrize("flag", ["--max-digits", "--train-max-digits"])
+def test_digits_per_utterance_are_bounded(tmp_path: Path, flag: str):
+    """A huge count would build one utterance of that many recordings in memory: refused first."""
+    cmd = [str(PYTHON), str(MAKE_CORPUS), "--fsdd", str(fsdd_recordings()), "--out", str(tmp_path / "c"),
+           "--max-index", "7", flag, str(10**9)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 1 and "1 to 40" in result.stderr and str(10**9) in result.stderr
+    assert not (tmp_path / "c").exists()

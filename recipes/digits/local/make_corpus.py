@@ -63,6 +63,7 @@ PAUSE_MS = (50, 300)  # pause between digits (and before/after the utterance)
 NOISE_RMS = (0.0005, 0.003)  # pause noise level (about -66 to -50 dBFS)
 FADE_MS = 5
 AUGMENT_NOISE_DB = (-3.5, -1.5)  # augmented training utterances: noise RMS 10^x * PEAK (-76 to -36 dBFS)
+MAX_DIGITS = 40  # about 25 s of digits and pauses: a bound on what one utterance may hold in memory
 MARKER = ".digits-corpus.json"  # our parameters; a folder without it is never deleted
 FILENAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
 
@@ -195,8 +196,9 @@ def build(args: argparse.Namespace) -> None:
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
     if args.test_speaker not in speakers:
         sys.exit(f"error: --test-speaker {args.test_speaker} is not one of --speakers {','.join(speakers)}")
-    if args.max_digits < 1 or args.train_max_digits < 0:
-        sys.exit("error: --max-digits must be at least 1 (and --train-max-digits at least 1, or 0 for the same)")
+    if not 1 <= args.max_digits <= MAX_DIGITS or not 0 <= args.train_max_digits <= MAX_DIGITS:
+        sys.exit(f"error: --max-digits must be 1 to {MAX_DIGITS}, and --train-max-digits 1 to {MAX_DIGITS} "
+                 f"(or 0: the same as --max-digits); got {args.max_digits} and {args.train_max_digits}")
     if not 0 < args.dev_indices < args.max_index:
         sys.exit("error: need 0 < --dev-indices < --max-index (dev and train both need recordings)")
     out = Path(args.out)
