@@ -6,7 +6,6 @@ that the recipe still runs.
 """
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from asr.data.manifest import read_manifest
+from tests.support.fsdd import fsdd_recordings
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +25,6 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 WORDS = {"ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"}
 TEST_SPEAKER = "yweweler"  # not the recipe's default, so the option is exercised
 METHODS = ("attention_greedy", "joint_beam")
-
-
-def fsdd_recordings() -> Path:
-    path = Path(os.environ.get("ASR_FSDD") or Path(__file__).resolve().parents[3] / "shared/data/fsdd/recordings")
-    if not any(path.glob("*_jackson_*.wav")):
-        pytest.fail(
-            f"FSDD recordings not found in {path}: set ASR_FSDD to the 'recordings' folder of a clone "
-            "of https://github.com/Jakobovski/free-spoken-digit-dataset"
-        )
-    return path
 
 
 @pytest.fixture(scope="module")

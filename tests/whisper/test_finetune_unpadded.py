@@ -15,8 +15,8 @@ from asr.cli import app
 from asr.data.manifest import Utterance, write_manifest
 from asr.decode.options import DecodeOptions
 from asr.experiment import load_for_inference
+from tests.support.fsdd import fsdd_recordings
 
-FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 WORDS = "zero one two three four five six seven eight nine".split()
 pytestmark = pytest.mark.slow
 
@@ -60,10 +60,9 @@ def _wer(exp: Path, manifest: Path, pad_seconds: float | None = None) -> float:
 
 
 def test_fine_tuned_unpadded_keeps_the_zero_shot_wer_without_padding(tiny_en_exp, tmp_path):
-    # Fails, not skips, without the recordings (as the digits recipe tests do).
-    assert FSDD.is_dir(), f"FSDD recordings not found at {FSDD} (../shared/data/fsdd)"
-    train = [p for p in sorted(FSDD.glob("*.wav")) if "george" not in p.name and int(p.stem.split("_")[2]) < 8]
-    test = [p for p in sorted(FSDD.glob("*_george_*.wav")) if int(p.stem.split("_")[2]) % 12 == 0]
+    fsdd = fsdd_recordings()  # fails, not skips, without the recordings
+    train = [p for p in sorted(fsdd.glob("*.wav")) if "george" not in p.name and int(p.stem.split("_")[2]) < 8]
+    test = [p for p in sorted(fsdd.glob("*_george_*.wav")) if int(p.stem.split("_")[2]) % 12 == 0]
     train_manifest = _manifest(train, tmp_path / "train.jsonl")
     test_manifest = _manifest(test, tmp_path / "test.jsonl")
     (tmp_path / "ft.yaml").write_text(

@@ -13,15 +13,13 @@ from asr.data.dataset import pad
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.experiment import load_for_inference
+from tests.support.fsdd import fsdd_recordings
 
-FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 pytestmark = pytest.mark.slow
 
 
 def _fsdd_files() -> list[Path]:
-    # Fails, not skips, without the recordings (as the digits recipe tests do).
-    assert FSDD.is_dir(), f"FSDD recordings not found at {FSDD} (../shared/data/fsdd)"
-    files = sorted(FSDD.glob("*.wav"))
+    files = sorted(fsdd_recordings().glob("*.wav"))  # fails, not skips, without the recordings
     return files[::83][:24]  # every digit and speaker, spread over the indices
 
 
