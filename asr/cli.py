@@ -211,6 +211,24 @@ def prepare_jsonl(
     print_summary({report.subset: report}, stdout, title="Manifest")
 
 
+@prepare_app.command("shards")
+@_user_errors
+def prepare_shards(
+    manifest: Annotated[Path, typer.Argument(help="Manifest (.jsonl) whose audio to pack.", metavar="FILE")],
+    out: Annotated[Path, typer.Option(help="Folder for shard-NNNNNN.tar, shards.json, utterances.jsonl and rejected.tsv.")],
+    shard_seconds: Annotated[float, typer.Option(help="Audio per shard, in seconds (each rank needs at least one shard, each DataLoader worker one to be busy).")] = 3600.0,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle that spreads speakers over the shards.")] = 0,
+    workers: Annotated[int, typer.Option(help="Threads screening the audio.")] = 4,
+) -> None:
+    """Pack a manifest's usable audio into tar shards for `asr train` (data.train_shards=FOLDER)."""
+    from asr.data.shards import write_shards
+
+    index = write_shards(manifest, out, shard_seconds=shard_seconds, seed=seed, num_workers=workers, console=console)
+    hours = sum(u.duration for u in index.utterances) / 3600
+    stdout.print(f"{len(index.files)} shard(s) of {len(index.utterances)} utterances ({hours:.2f} h) in {out}; "
+                 f"train with --set data.train_shards={out}")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 

@@ -63,6 +63,10 @@ _FRACTION = (0.0, 1.0, False)
 @dataclass(frozen=True)
 class DataConfig(_Checked):
     train_manifest: str = ""
+    # Instead of train_manifest: a folder written by `asr prepare shards` (asr.data.shards), read
+    # shard by shard; each DataLoader worker buckets shard_window of its shards at a time (0: all).
+    train_shards: str = ""
+    shard_window: int = 1
     dev_manifest: str = ""
     tokenizer: str = ""  # directory written by `asr tokenizer train`
     max_batch_seconds: float = 100.0  # total audio per batch (before padding)
@@ -199,7 +203,7 @@ class ExperimentConfig:
 RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
     "DataConfig": {
         "max_batch_seconds": (0.0, 36000.0, True), "max_duration": (0.0, 3600.0, True),
-        "num_workers": _between(0, 64), "bucket_size": _at_least(1),
+        "num_workers": _between(0, 64), "bucket_size": _at_least(1), "shard_window": _at_least(0),
     },
     "FeatureConfig": {
         "sample_rate": _between(1000, 192000), "n_mels": _between(1, 512),

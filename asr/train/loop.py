@@ -23,13 +23,14 @@ from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.screen import usable_utterances
+from asr.data.shards import read_shards
 from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
 from asr.finetune import freeze_encoder, load_init_weights
 from asr.text.tokenizer import Tokenizer, load_tokenizer
-from asr.train.data import TrainData
+from asr.train.data import ShardTrainData, TrainData, train_data, training_manifest
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
 from asr.train.hooks import TrainHooks
@@ -115,7 +116,7 @@ class Session:
     """A prepared experiment: what ``run`` needs. Tests may swap ``data`` to inject faults."""
 
     state: TrainState
-    data: TrainData
+    data: TrainData | ShardTrainData
     hooks: TrainHooks
 
 
@@ -155,8 +156,8 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
         restore_rank_rng(resume, ctx, config.train.seed)
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
-    data = TrainData(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
-    schedule = plan(config, data.sampler.durations, ctx.world_size)
+    data = train_data(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
+    schedule = plan(config, data.durations, ctx.world_size)
     if ctx.is_main:
         announce(schedule, console)
     log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
@@ -237,18 +238,27 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if config.features.cmvn and not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
-                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
-                config.features,
-                max_utterances=config.features.cmvn_max_utterances,
-                num_workers=config.data.num_workers,
-                console=console,
-            )
-            save_cmvn(exp_dir / layout.CMVN, mean, var)
+            _write_cmvn(config, exp_dir, console)
         if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
-            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
+            write_training_durations(training_manifest(config), config.data.max_duration, exp_dir)
     barrier(ctx)
     return load_tokenizer(exp_dir / layout.TOKENIZER)
+
+
+def _write_cmvn(config: ExperimentConfig, exp_dir: Path, console: Console) -> None:
+    """CMVN statistics of the training audio, never of unusable audio (NaN, silence, truncation):
+    the manifest's screened utterances, or the shards' (screened when written)."""
+    audio = None
+    if config.data.train_shards:
+        index = read_shards(config.data.train_shards)
+        utterances, audio = list(index.utterances), index.audio(config.features.sample_rate)
+    else:
+        utterances = usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console)
+    mean, var = compute_cmvn_stats(
+        utterances, config.features, max_utterances=config.features.cmvn_max_utterances,
+        num_workers=config.data.num_workers, console=console, audio=audio,
+    )  # fmt: skip
+    save_cmvn(exp_dir / layout.CMVN, mean, var)
 
 
 def _copy_tokenizer(config: ExperimentConfig, exp_dir: Path) -> None:
