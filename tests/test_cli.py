@@ -82,7 +82,7 @@ class Recorder:
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
-        ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("prepare", "shards"), ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
         ("plot", "attention"), ("plot", "training"), ("import", "whisper"), ("lm", "train"), ("lm", "download"),
     }  # fmt: skip
 
@@ -193,6 +193,11 @@ def _jsonl_args(tmp: Path) -> list[str]:
     return ["prepare", "jsonl", tmp / "list.jsonl", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
 
 
+def _shards_args(tmp: Path) -> list[str]:
+    return ["prepare", "shards", tmp / "train.jsonl", "--out", tmp / "shards", "--shard-seconds", "600",
+            "--seed", "3", "--workers", "5"]  # fmt: skip
+
+
 def _plot_attention_args(tmp: Path) -> list[str]:
     return ["plot", "attention", tmp / "exp", tmp / "a.wav", "--out", tmp / "att.png", "--checkpoint", "last.pt",
             "--method", "attention_beam", "--beam", "3", "--ctc-weight", "0.5", "--device", "cpu"]  # fmt: skip
@@ -234,6 +239,7 @@ REACH_ARGS = {
     ("plot", "training"): _plot_training_args,
     ("prepare", "kaldi"): _kaldi_args,
     ("prepare", "jsonl"): _jsonl_args,
+    ("prepare", "shards"): _shards_args,
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
     ("train",): _train_args,
@@ -257,6 +263,20 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
             if param.param_type_name == "option" and "--help" not in param.opts:
                 used = [*param.opts, *param.secondary_opts]
                 assert any(name in args for name in used), f"{' '.join(path)}: no case sets {used[0]}"
+
+
+def test_prepare_shards_options_reach_write_shards(tmp_path, monkeypatch):
+    import asr.data.shards
+
+    index = SimpleNamespace(files=("a.tar", "b.tar"), utterances=[SimpleNamespace(duration=1800.0)] * 4)
+    record = Recorder(index)
+    monkeypatch.setattr(asr.data.shards, "write_shards", record)
+    result = _invoke(_shards_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (manifest, out), kwargs = record.only_call
+    assert (Path(manifest), Path(out)) == (tmp_path / "train.jsonl", tmp_path / "shards")
+    assert (kwargs["shard_seconds"], kwargs["seed"], kwargs["num_workers"]) == (600.0, 3, 5)
+    assert "2 shard(s) of 4 utterances (2.00 h)" in result.stdout
 
 
 def _pretend_two_gpus(monkeypatch) -> None:
