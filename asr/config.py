@@ -186,6 +186,11 @@ class TrainConfig(_Checked):
     init: str = ""  # start from this experiment's weights (`asr train --init EXP`), e.g. imported Whisper
     freeze_encoder: int = 0  # fine-tuning: freeze the stem and the first N encoder blocks; -1 = all of it
     tensorboard: bool = False  # also write the log as TensorBoard scalars in exp/tensorboard/
+    # Multi-GPU (asr.train.distributed): seconds a collective waits for the other ranks before
+    # the job ends (a dead or hung rank ends every rank in about this long), and the longer wait
+    # of the ranks while rank 0 alone computes CMVN statistics, validates or writes a checkpoint.
+    dist_timeout: float = 600.0
+    dist_wait_timeout: float = 7200.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,7 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
         "grad_clip": _POSITIVE, "accum_steps": _between(1, 1024), "log_every": _at_least(1),
         "valid_every": _at_least(0), "checkpoint_every": _at_least(0), "keep_best": _between(1, 1000),
         "max_nonfinite": _at_least(1), "valid_max_utterances": _at_least(0),
+        "dist_timeout": (0.0, 604800.0, True), "dist_wait_timeout": (0.0, 604800.0, True),
     },
 }  # fmt: skip
 

@@ -110,6 +110,12 @@ class TrainData:
     def durations(self) -> list[float]:
         return self.sampler.durations
 
+    def rank_batch_count(self, epoch: int, world_size: int, batch_seconds: float) -> int:
+        """Batches per rank in ``epoch`` on ``world_size`` ranks of ``batch_seconds`` batches."""
+        sampler = DurationBatchSampler(self.durations, batch_seconds, seed=self.config.train.seed,
+                                       world_size=world_size, bucket_size=self.config.data.bucket_size)  # fmt: skip
+        return len(sampler.epoch_batches(epoch)) // world_size
+
     def epoch_batches(self, epoch: int) -> int:
         """This rank's number of batches in ``epoch``."""
         self.sampler.set_epoch(epoch)
@@ -170,6 +176,12 @@ class ShardTrainData:
 
     def epoch_batches(self, epoch: int) -> int:
         return len(self.plan.rank_batches(epoch, self.rank))
+
+    def rank_batch_count(self, epoch: int, world_size: int, batch_seconds: float) -> int:
+        plan = self.plan
+        other = ShardPlan(plan.shard_of, plan.durations, plan.num_shards, batch_seconds, seed=plan.seed,
+                          world_size=world_size, workers=plan.workers, window=plan.window, bucket_size=plan.bucket_size)  # fmt: skip
+        return len(other.rank_batches(epoch, 0))
 
     def batches(self, position: Position) -> Iterator[Batch]:
         self.stream.set_position(position.epoch, position.batch_in_epoch)

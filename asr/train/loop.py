@@ -37,9 +37,9 @@ from asr.train.hooks import TrainHooks
 from asr.train.lock import experiment_lock
 from asr.train.log import ExperimentLog
 from asr.precision import resolve_precision
-from asr.train.schedule import announce, per_rank_config, plan
+from asr.train.schedule import announce, per_rank_batch, per_rank_config, plan
 from asr.train.seeding import restore_rank_rng, seed_rank
-from asr.train.state import TrainState, build_train_state
+from asr.train.state import Position, TrainState, build_train_state
 from asr.train.step import train_step
 
 __all__ = ["Session", "TrainSummary", "TrainingError", "prepare", "run", "train"]
@@ -101,7 +101,7 @@ def train(
     train in an experiment (under torchrun, rank 0 holds the lock for all)."""
     console = console or Console()
     exp_dir = Path(exp_dir)
-    ctx = setup_distributed(device)
+    ctx = setup_distributed(device, config.train.dist_timeout, config.train.dist_wait_timeout)
     try:
         if not ctx.is_main:
             return _train(config, exp_dir, ctx, console)
@@ -157,16 +157,37 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
     data = train_data(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
+    _rebase_position(state.position, config, data, ctx, console)
     schedule = plan(config, data.durations, ctx.world_size)
     if ctx.is_main:
         announce(schedule, console)
-    log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
+    log.write({"event": "start", "step": state.step, "batch_in_epoch": state.position.batch_in_epoch,
+               "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason,
                "schedule": schedule.record()})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
     if resume is not None:
         hooks.resume(resume)
     return Session(state, data, hooks)
+
+
+def _rebase_position(
+    position: Position, config: ExperimentConfig, data: TrainData | ShardTrainData, ctx: DistContext, console: Console
+) -> None:
+    """Resumed on another number of ranks mid-epoch: the epoch's batches are dealt differently
+    now, so continue it at the same fraction of this rank's batches (exact at an epoch's end;
+    mid-epoch, a few utterances of that one epoch may be seen twice or not at all)."""
+    before, ranks = position.world_size, ctx.world_size
+    if before and before != ranks and position.batch_in_epoch:
+        counted = data.rank_batch_count(position.epoch, before, per_rank_batch(config, before)[1])
+        now = data.epoch_batches(position.epoch)
+        rebased = min(now, round(position.batch_in_epoch * now / max(1, counted)))
+        if ctx.is_main:
+            console.print(f"[yellow]resumed on {ranks} rank(s) from a checkpoint of {before}: epoch "
+                          f"{position.epoch} continues at batch {rebased} of {now} (was {position.batch_in_epoch} "
+                          f"of {counted})[/yellow]")  # fmt: skip
+        position.batch_in_epoch = rebased
+    position.world_size = ranks
 
 
 def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:

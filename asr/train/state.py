@@ -30,6 +30,7 @@ class Position:
     nonfinite_total: int = 0  # updates skipped for a non-finite loss or gradient
     nonfinite_in_a_row: int = 0
     validated_step: int = -1  # the step of the last validation (checkpoints come after it)
+    world_size: int = 0  # the ranks batch_in_epoch was counted on (0: not recorded, older checkpoints)
 
 
 @dataclass
