@@ -158,13 +158,15 @@ def prepare_librispeech(
             raise PrepareError(
                 f"unknown LibriSpeech subset {unknown[0]}; choose from {', '.join(SUBSETS)}"
             )
-        for subset in subsets:
-            try:
-                _whole_subset(root, subset, trust_layout, console)
-            except PrepareError:
-                download_subset(subset, root, base_url, console=console)
-    # Find and check every subset before the (possibly long) scans, so a typo fails at once.
-    folders = {subset: _whole_subset(root, subset, trust_layout, console) for subset in subsets}
+    folders = {}
+    for subset in subsets:  # all found and checked before the (possibly long) scans
+        try:
+            folders[subset] = _whole_subset(root, subset, trust_layout, console)
+        except PrepareError:
+            if not download:
+                raise
+            download_subset(subset, root, base_url, console=console)
+            folders[subset] = _whole_subset(root, subset, trust_layout, console)
     files.sweep_dead(out_dir)  # temporary files of a killed earlier run
     return {
         subset: _prepare_subset(subset, folder, out_dir, num_workers, sample_rate, console)
