@@ -289,13 +289,11 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
         "d_model": _between(1, 16384), "heads": _between(1, 128), "layers": _between(1, 100),
         "ff_dim": _between(1, 65536), "dropout": (0.0, 0.99, False),
     },
-    "LMTrainConfig": {
-        "epochs": _between(1, 100000), "max_steps": _at_least(0), "lr": (0.0, 10.0, True),
-        "warmup_steps": _at_least(0), "weight_decay": _at_least(0.0), "betas": (0.0, 0.999999, False),
-        "grad_clip": _POSITIVE, "accum_steps": _between(1, 1024), "log_every": _at_least(1),
-        "max_nonfinite": _at_least(1),
-    },
 }  # fmt: skip
+# LMTrainConfig's keys are TrainConfig's, with the same limits.
+RANGES["LMTrainConfig"] = {
+    f.name: RANGES["TrainConfig"][f.name] for f in dataclasses.fields(LMTrainConfig) if f.name in RANGES["TrainConfig"]
+}
 
 
 def _type_name(tp: Any) -> str:

@@ -90,11 +90,11 @@ def test_an_lm_of_the_corpus_sentences_lowers_the_test_wer_at_the_same_beam(reci
     which draws each word at random within its class, gave 16.0% -> 15.4%.)"""
     manifests = recipe / "manifests"
     asr = [sys.executable, "-m", "asr.cli"]
+    sentences = ", ".join(str(manifests / f"{name}.jsonl") for name in ("train", "dev", "test"))
     subprocess.run(
-        [*asr, "lm", "train", "--tokenizer", str(recipe / "tokenizer"), "--manifest", str(manifests / "train.jsonl"),
-         "--manifest", str(manifests / "dev.jsonl"), "--manifest", str(manifests / "test.jsonl"),
-         "--out", str(recipe / "lm"), "--layers", "2", "--d-model", "128", "--heads", "4", "--ff-dim", "512",
-         "--epochs", "30", "--batch-tokens", "500", "--lr", "2e-3", "--warmup-steps", "100", "--device", "cpu"],
+        [*asr, "lm", "train", "--config", str(REPO / "configs/lm/tiny.yaml"), "--out", str(recipe / "lm"),
+         "--set", f"lm.data.tokenizer={recipe / 'tokenizer'}", "--set", f"lm.data.manifests=[{sentences}]",
+         "--device", "cpu"],
         check=True, capture_output=True, cwd=REPO,
     )  # fmt: skip
     out = recipe / "exp/decode/test-joint_beam-lm0.5"

@@ -74,3 +74,19 @@ def test_an_lm_of_weight_zero_changes_nothing_and_a_weighty_one_changes_the_word
 
     # What fusion picks, the LM likes better than what the recogniser picked alone.
     assert sum(map(lm_score, best_fused)) > sum(map(lm_score, best_plain))
+
+
+def test_decoding_imports_nothing_of_the_lm_training_package():
+    """Data flows one way: asr.decode scores with asr.nn.lm's model, never reaches into asr.lm."""
+    import ast
+    from pathlib import Path
+
+    import asr.decode
+
+    found = []
+    for path in sorted(Path(asr.decode.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n == "asr.lm" or n.startswith("asr.lm.")]
+    assert found == []
