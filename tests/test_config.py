@@ -150,3 +150,13 @@ def test_the_lm_section_is_strict_and_takes_dotted_overrides(tmp_path):
     (tmp_path / "asr.yaml").write_text("train: {lr: 0.1}\n")
     with pytest.raises(ConfigError, match=r"asr.yaml: unknown config key train; valid keys here: lm"):
         load_lm_config(tmp_path / "asr.yaml")
+
+
+def test_docs_list_every_lm_key_with_its_default():
+    import yaml
+
+    from asr.config import LMExperimentConfig
+
+    page = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    block = page.split("## Language models", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == to_dict(LMExperimentConfig())
