@@ -78,14 +78,10 @@ class MicroBatchLoss:
 def speech_losses(state: TrainState, batch: Batch) -> MicroBatchLoss:
     """The recogniser's hybrid CTC/attention loss, through ``state.module`` (DDP, if any)."""
     losses = state.module(batch.waves, batch.wave_lengths, batch.tokens, batch.token_lengths)
-    counts = StepResult(
-        batches=1,
-        correct_tokens=losses.correct_tokens,
-        tokens=losses.tokens,
-        utterances=losses.utterances,
-        audio_seconds=float(batch.wave_lengths.sum()) / state.model.config.features.sample_rate,
-    )
-    return MicroBatchLoss(losses.loss, {"loss": losses.loss, "ctc": losses.ctc, "attention": losses.attention}, counts)
+    seconds = batch.wave_lengths.sum().double() / state.model.config.features.sample_rate  # float64: exact
+    logged = {"loss": losses.loss, "ctc": losses.ctc, "attention": losses.attention, "audio_seconds": seconds}
+    counts = StepResult(batches=1, correct_tokens=losses.correct_tokens, tokens=losses.tokens, utterances=losses.utterances)
+    return MicroBatchLoss(losses.loss, logged, counts)
 
 
 def _forward_backward(state: TrainState, batch: Any, sync: bool) -> StepResult:
