@@ -245,7 +245,7 @@ def tokenizer_train(
 def lm_train(
     out: Annotated[Path, typer.Option(help="Folder to write config.yaml, tokenizer/, log.jsonl and lm.pt into.")],
     config: Annotated[Optional[Path], typer.Option(help="YAML config with an lm section (see configs/lm/; default: the built-in defaults).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set lm.data.tokenizer=DIR, --set lm.data.text=[a.txt.gz], --set lm.model.layers=6 (repeatable).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set lm.data.tokenizer=DIR, --set lm.data.text=\\[a.txt.gz] (a YAML list), --set lm.model.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Train a Transformer LM on the tokenizer's units, from text files or manifests' transcripts."""

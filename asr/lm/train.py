@@ -62,10 +62,11 @@ def train_lm(
     out_dir, device = Path(out_dir), torch.device(device)
     if not config.data.tokenizer:
         raise ValueError("lm.data.tokenizer is not set: the recogniser's tokenizer folder (--set lm.data.tokenizer=DIR)")
+    precision = resolve_precision(config.train.precision, device, key="lm.train.precision")
+    data = LMData(config, load_tokenizer(config.data.tokenizer))
+    batches = data.epoch_batches(0)  # a first pass over the text: unreadable or empty text fails here
     tokenizer = _copy_tokenizer(Path(config.data.tokenizer), out_dir / layout.TOKENIZER)
     save_config(LMExperimentConfig(config), out_dir / layout.CONFIG)
-    data = LMData(config, tokenizer)
-    precision = resolve_precision(config.train.precision, device, key="lm.train.precision")
     torch.manual_seed(config.train.seed)
     model = TransformerLM(config, tokenizer.vocab_size)
     state = build_train_state(config, model, device, precision.used)
@@ -74,7 +75,7 @@ def train_lm(
     for stale in (out_dir / layout.LOG, out_dir / layout.LM_MODEL):  # an earlier run's: this one starts over
         stale.unlink(missing_ok=True)
     log = ExperimentLog(out_dir / layout.LOG)
-    log.write({"event": "start", "step": 0, "precision": precision.used, "batches_per_epoch": data.epoch_batches(0)})
+    log.write({"event": "start", "step": 0, "precision": precision.used, "batches_per_epoch": batches})
     hooks = LMHooks(out_dir, config, log, console)
     run(state, data, hooks)
     return LMSummary(state.step, hooks.last_epoch_loss, out_dir, model.eval())
@@ -83,7 +84,6 @@ def train_lm(
 def _copy_tokenizer(source: Path, target: Path) -> Tokenizer:
     """Copy every file of the tokenizer folder, as `asr train` copies it into an experiment, so
     that the two folders hash the same (asr.decode.lm compares them)."""
-    load_tokenizer(source)  # a clear error if it is not a tokenizer
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")):
         if not (target / path.name).exists() or not (target / path.name).samefile(path):
