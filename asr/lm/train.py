@@ -17,6 +17,7 @@ There is no resume: a run that stops is started again.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ def train_lm(
     if not config.data.tokenizer:
         raise ValueError("lm.data.tokenizer is not set: the recogniser's tokenizer folder (--set lm.data.tokenizer=DIR)")
     precision = resolve_precision(config.train.precision, device, key="lm.train.precision")
+    if precision.reason:
+        console.print(f"[yellow]warning: lm.train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
     data = LMData(config, load_tokenizer(config.data.tokenizer))
     batches = data.epoch_batches(0)  # a first pass over the text: unreadable or empty text fails here
     tokenizer = _copy_tokenizer(Path(config.data.tokenizer), out_dir / layout.TOKENIZER)
@@ -84,9 +87,11 @@ def train_lm(
 def _copy_tokenizer(source: Path, target: Path) -> Tokenizer:
     """Copy every file of the tokenizer folder, as `asr train` copies it into an experiment, so
     that the two folders hash the same (asr.decode.lm compares them)."""
+    if target.is_dir() and not target.samefile(source):
+        shutil.rmtree(target)  # an earlier run's: none of its files may stay
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if not (target / path.name).exists() or not (target / path.name).samefile(path):
+        if not (target / path.name).exists():
             files.copy_file(path, target / path.name)
     return load_tokenizer(target)
 
