@@ -179,3 +179,15 @@ def test_gzipped_text_is_read_and_normalised(tmp_path):
     assert list(text_sentences(path)) == ["THE CAT SAT", "A DOG"]
     with pytest.raises(FileNotFoundError, match="LM text not found"):
         list(text_sentences(tmp_path / "missing.txt"))
+
+
+def test_max_steps_stops_mid_epoch_with_accumulation_and_still_writes_lm_pt(tokenizer_dir, tmp_path):
+    (tmp_path / "a.txt").write_text("\n".join(SENTENCES * 4) + "\n")
+    overrides = [f"lm.data.tokenizer={tokenizer_dir}", f"lm.data.text=[{tmp_path / 'a.txt'}]", "lm.data.batch_tokens=60",
+                 "lm.model.d_model=32", "lm.model.layers=1", "lm.train.accum_steps=2", "lm.train.max_steps=3"]  # fmt: skip
+    summary = train_lm(load_lm_config(None, overrides), tmp_path / "lm", console=QUIET)
+    records = [yaml.safe_load(line) for line in (tmp_path / "lm" / "log.jsonl").read_text().splitlines()]
+    assert records[0]["batches_per_epoch"] > 6  # 3 updates of 2 batches end inside the first epoch
+    assert summary.updates == 3 and [r["event"] for r in records] == ["start", "train", "done"]
+    assert 2.0 < summary.loss < 5.0  # near log(40) = 3.7 nats per unit: barely trained
+    assert load_lm(tmp_path / "lm")[0].config.train.accum_steps == 2
