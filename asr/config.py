@@ -202,6 +202,65 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class LMDataConfig(_Checked):
+    tokenizer: str = ""  # the recogniser's tokenizer folder: the LM scores its units
+    text: tuple[str, ...] = ()  # text files, one sentence a line (.gz read as gzip)
+    manifests: tuple[str, ...] = ()  # manifests whose transcripts are trained on too
+    batch_tokens: int = 4000  # units per batch, padding included
+    max_units: int = 256  # longer sentences are cut to this many units
+    chunk: int = 100_000  # sentences read, sorted by length and batched at a time
+
+
+@dataclass(frozen=True)
+class LMModelConfig(_Checked):
+    d_model: int = 256
+    heads: int = 4
+    layers: int = 4
+    ff_dim: int = 1024
+    dropout: float = 0.1
+    activation: Literal["relu", "gelu"] = "gelu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_model % self.heads:
+            raise ConfigError(f"heads={self.heads} does not divide d_model={self.d_model}")
+
+
+@dataclass(frozen=True)
+class LMTrainConfig(_Checked):
+    """The keys of TrainConfig that language-model training uses (same meaning), with LM defaults."""
+
+    epochs: int = 10
+    max_steps: int = 0  # 0 = no limit
+    lr: float = 1e-3  # peak, at the end of warmup
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0
+    accum_steps: int = 1
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+    log_every: int = 50
+    max_nonfinite: int = 20
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """The ``lm`` section: a Transformer language model over the tokenizer's units."""
+
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+
+
+@dataclass(frozen=True)
+class LMExperimentConfig:
+    """An `asr lm train` config file: its one section, ``lm``."""
+
+    lm: LMConfig = field(default_factory=LMConfig)
+
+
 # Allowed values of each numeric key: (low, high, low excluded); None = unbounded. A flat table,
 # so the limits of every key can be read in one place. Upper bounds keep a typo (an extra zero)
 # from asking for more memory than any machine has.
@@ -235,7 +294,16 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
         "max_nonfinite": _at_least(1), "valid_max_utterances": _at_least(0),
         "dist_timeout": (0.0, 604800.0, True), "dist_wait_timeout": (0.0, 604800.0, True),
     },
+    "LMDataConfig": {"batch_tokens": _between(2, 10_000_000), "max_units": _between(1, 100_000), "chunk": _at_least(1)},
+    "LMModelConfig": {
+        "d_model": _between(1, 16384), "heads": _between(1, 128), "layers": _between(1, 100),
+        "ff_dim": _between(1, 65536), "dropout": (0.0, 0.99, False),
+    },
 }  # fmt: skip
+# LMTrainConfig's keys are TrainConfig's, with the same limits.
+RANGES["LMTrainConfig"] = {
+    f.name: RANGES["TrainConfig"][f.name] for f in dataclasses.fields(LMTrainConfig) if f.name in RANGES["TrainConfig"]
+}
 
 
 def _type_name(tp: Any) -> str:
@@ -363,6 +431,21 @@ def load_config(
     """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides.
     With ``base`` (another experiment's config, for ``asr train --init``) the file's values
     are laid over it, so that the file needs only what it changes."""
+    return _load(ExperimentConfig, path, overrides, base)
+
+
+def load_lm_config(path: str | Path | None, overrides: list[str] | None = None) -> LMConfig:
+    """The ``lm`` section of an `asr lm train` config file (or the defaults), with dotted
+    overrides ``lm.model.layers=6``."""
+    return _load(LMExperimentConfig, path, overrides).lm
+
+
+def lm_config_from_dict(values: dict) -> LMConfig:
+    """An ``lm`` section from plain data (as a checkpoint stores it)."""
+    return _build(LMConfig, values or {}, "lm")
+
+
+def _load(cls: type, path: str | Path | None, overrides: list[str] | None, base: dict | None = None) -> Any:
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -376,11 +459,11 @@ def load_config(
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     values = apply_overrides(merge(base or {}, values), overrides or [])
     try:
-        return from_dict(values)
+        return _build(cls, values or {})
     except ConfigError as err:
         raise ConfigError(f"{path or 'config'}: {err}") from None
 
 
-def save_config(config: ExperimentConfig, path: str | Path) -> None:
+def save_config(config: ExperimentConfig | LMExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
