@@ -29,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from asr.config import DecoderConfig
 from asr.decode.align import BYTE_BPE_SPACE, WORD_START, FrameClock, Word
+from asr.model import ASRModel
+from asr.text.tokenizer import Tokenizer
 from asr.text.special import SOS_EOS_ID
 
 MEDIAN_WIDTH = 7  # frames (openai-whisper's medfilt_width)
@@ -45,7 +48,7 @@ class TokenTimes:
     probabilities: list[float]  # N: each token's probability given the ones before it
 
 
-def alignment_heads(decoder_config) -> list[tuple[int, int]]:
+def alignment_heads(decoder_config: DecoderConfig) -> list[tuple[int, int]]:
     """The configured (layer, head) pairs, or every head of the upper half of the layers."""
     layers, heads = decoder_config.layers, decoder_config.heads
     chosen = list(decoder_config.alignment_heads) or [(l, h) for l in range(layers // 2, layers) for h in range(heads)]
@@ -55,10 +58,13 @@ def alignment_heads(decoder_config) -> list[tuple[int, int]]:
     return chosen
 
 
-def token_times(model, memory: Tensor, memory_length: int, frames: int, tokens: list[int]) -> TokenTimes:
+def token_times(model: ASRModel, memory: Tensor, memory_length: int, frames: int, tokens: list[int]) -> TokenTimes:
     """Teacher-force ``tokens`` over one utterance's encoder output ``memory`` (T, D), of which
     ``memory_length`` frames are attended and the first ``frames`` hold the audio (Whisper
     attends to its 30 s window's padding too; the times are found in the audio only)."""
+    decoder = model.decoder
+    if decoder.max_positions and max(len(decoder.prompt) - 1, 0) + len(tokens) + 1 > decoder.max_positions:
+        raise ValueError(f"{len(tokens)} tokens are more than the decoder's {decoder.max_positions} positions hold")
     inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=memory.device)  # (1, N+1)
     logits, weights = model.decoder(inputs, memory[None], memory.new_tensor([memory_length], dtype=torch.long), need_weights=True)
     chosen = torch.stack([weights[layer][0, head] for layer, head in alignment_heads(model.config.model.decoder)])
@@ -164,7 +170,7 @@ def _spelled(text: str, piece: str) -> str:
 def attention_words(
     times: TokenTimes,
     tokens: list[int],
-    tokenizer,
+    tokenizer: Tokenizer,
     clock: FrameClock,
     offset_seconds: float = 0.0,
 ) -> list[Word]:

@@ -11,17 +11,19 @@ from torch import Tensor
 
 from asr.decode.align import FrameClock, Word, align_tokens, cut_at_pauses, snap_to_speech, words_from_spans
 from asr.decode.attention_align import attention_words, token_times
+from asr.model import ASRModel
+from asr.text.tokenizer import Tokenizer
 from asr.vad import speech_frames
 
 ALIGNERS = ("ctc", "cross-attention")
 BRIDGE_SECONDS = 0.1  # cross-attention starts move back over pauses shorter than this
 
 
-def default_aligner(model) -> str:
+def default_aligner(model: ASRModel) -> str:
     return "ctc" if getattr(model, "ctc", None) is not None else "cross-attention"
 
 
-def check_aligner(align: str | None, model) -> str:
+def check_aligner(align: str | None, model: ASRModel) -> str:
     """``align`` (None: the model's default) checked against what the model has."""
     align = align or default_aligner(model)
     if align not in ALIGNERS:
@@ -32,7 +34,8 @@ def check_aligner(align: str | None, model) -> str:
 
 
 def word_times(
-    model, tokenizer, align: str, memory: Tensor, length: int, wave: Tensor, tokens: list[int], offset_seconds: float = 0.0
+    model: ASRModel, tokenizer: Tokenizer, align: str, memory: Tensor, length: int, wave: Tensor, tokens: list[int],
+    offset_seconds: float = 0.0,
 ) -> list[Word]:
     """Words of ``tokens`` with times and confidences, from one segment's encoder output
     ``memory`` (T, D) of which ``length`` frames are valid, made from ``wave`` (S,); times are
