@@ -14,6 +14,7 @@ from asr.data.batching import DurationBatchSampler
 from asr.data.dataset import Batch, SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
 from asr.data.screen import usable_utterances
+from asr.noise import Corruptor, NoiseSourceError
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext
 from asr.train.errors import TrainingError
@@ -54,6 +55,15 @@ def group_updates(batches: Iterable[Batch], accum_steps: int) -> Iterator[list[B
         yield group
 
 
+def corruptor(config: ExperimentConfig, utterances: list[Utterance]) -> Corruptor:
+    """The training set's reverberation and noise (augment.noise_*, augment.reverb_*); babble is
+    drawn from these utterances."""
+    try:
+        return Corruptor(config.augment, config.features.sample_rate, [u.audio for u in utterances])
+    except NoiseSourceError as err:
+        raise TrainingError(str(err)) from None
+
+
 class TrainData:
     """This rank's training batches, epoch by epoch, from (seed, epoch) alone: ``updates`` yields
     the rest of an epoch as the micro-batch groups of successive updates, so a resumed run gets
@@ -73,6 +83,7 @@ class TrainData:
             config.features.sample_rate,
             speeds=config.augment.speeds if config.augment.speed_perturb else None,
             seed=config.train.seed,
+            corrupt=corruptor(config, utterances),
         )
         self.sampler = DurationBatchSampler(
             [u.duration for u in utterances],
