@@ -199,3 +199,15 @@ def test_training_names_a_missing_noise_folder(tmp_path, tones):
     with pytest.raises(TrainingError, match="augment.rir_dir=.*rirs: no such folder or manifest"):
         corruptor(config, utterances)
     assert corruptor(from_dict({"augment": {"noise_prob": 0.5}}), utterances).active
+
+
+def test_babble_is_refused_for_shards(tones):
+    from asr.data.manifest import Utterance
+    from asr.train.data import corruptor
+    from asr.train.errors import TrainingError
+
+    utterances = [Utterance(f"u{i}", path, 1.0, RATE, "s", "c", "A") for i, path in enumerate(tones)]
+    with pytest.raises(TrainingError, match="babble.*data.train_shards"):
+        corruptor(from_dict({"augment": {"noise_prob": 0.5}}), utterances, shards=True)
+    white = from_dict({"augment": {"noise_prob": 0.5, "noise_kinds": ["white"]}})
+    assert corruptor(white, utterances, shards=True).active
