@@ -105,6 +105,32 @@ class AugmentConfig(_Checked):
     time_warp_window: int = 5
     speed_perturb: bool = False
     speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+    # Waveform corruption, per utterance after speed perturbation (asr/noise.py): reverberation
+    # with probability reverb_prob, then additive noise with probability noise_prob, of a kind
+    # drawn from noise_kinds at an SNR drawn uniformly from noise_snr (dB). babble sums
+    # babble_talkers (a range) streams of other training utterances; file takes a random stretch
+    # of a recording under noise_dir (a folder of audio or a manifest). Impulse responses come
+    # from rir_dir, or are generated (RT60 from reverb_rt60 seconds, DRR from reverb_drr dB).
+    noise_prob: float = 0.0
+    noise_kinds: tuple[Literal["white", "pink", "brown", "babble", "file"], ...] = ("white", "pink", "babble")
+    noise_snr: tuple[float, float] = (0.0, 20.0)
+    noise_dir: str = ""
+    babble_talkers: tuple[int, int] = (3, 7)
+    reverb_prob: float = 0.0
+    reverb_rt60: tuple[float, float] = (0.2, 0.8)
+    reverb_drr: tuple[float, float] = (0.0, 12.0)
+    rir_dir: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("noise_snr", "babble_talkers", "reverb_rt60", "reverb_drr"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ConfigError(f"{name}={[low, high]}: the range's first value must not exceed its second")
+        if self.noise_prob > 0 and not self.noise_kinds:
+            raise ConfigError("noise_kinds=[]: name at least one of white, pink, brown, babble, file")
+        if self.noise_prob > 0 and "file" in self.noise_kinds and not self.noise_dir:
+            raise ConfigError("noise_dir is empty: noise_kinds has file, which needs a folder of noise audio")
 
 
 @dataclass(frozen=True)
@@ -279,6 +305,8 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
     "AugmentConfig": {
         "freq_masks": _between(0, 100), "freq_mask_width": _at_least(0), "time_masks": _between(0, 100),
         "time_mask_width": _at_least(0), "time_warp_window": _at_least(0), "speeds": (0.0, 10.0, True),
+        "noise_prob": _FRACTION, "noise_snr": _between(-30.0, 100.0), "babble_talkers": _between(1, 64),
+        "reverb_prob": _FRACTION, "reverb_rt60": (0.0, 10.0, True), "reverb_drr": _between(-30.0, 60.0),
     },
     "EncoderConfig": {
         "layers": _between(1, 100), "heads": _between(1, 128), "ff_dim": _between(1, 65536),

@@ -17,6 +17,7 @@ from asr.data.manifest import Utterance, read_manifest
 from asr.data.screen import usable_utterances
 from asr.data.shard_stream import ShardPlan, ShardStream, in_plan_order
 from asr.data.shards import UTTERANCES, read_shards
+from asr.noise import Corruptor, NoiseSourceError
 from asr.text.tokenizer import Tokenizer
 from asr.train.distributed import DistContext
 from asr.train.errors import TrainingError
@@ -77,6 +78,21 @@ def group_updates(batches: Iterable[Batch], accum_steps: int) -> Iterator[list[B
         yield group
 
 
+def corruptor(config: ExperimentConfig, utterances: list[Utterance], shards: bool = False) -> Corruptor:
+    """The training set's reverberation and noise (augment.noise_*, augment.reverb_*); babble is
+    drawn from these utterances' files, which a shard corpus does not have."""
+    aug = config.augment
+    if shards and aug.noise_prob > 0 and "babble" in aug.noise_kinds:
+        raise TrainingError(
+            "augment.noise_kinds has babble, which reads other training utterances' files: with "
+            "data.train_shards use white, pink, brown or file noise (or train from data.train_manifest)"
+        )
+    try:
+        return Corruptor(config.augment, config.features.sample_rate, [u.audio for u in utterances])
+    except NoiseSourceError as err:
+        raise TrainingError(str(err)) from None
+
+
 class TrainData:
     """This rank's training batches, epoch by epoch, from (seed, epoch) alone: ``updates`` yields
     the rest of an epoch as the micro-batch groups of successive updates, so a resumed run gets
@@ -96,6 +112,7 @@ class TrainData:
             config.features.sample_rate,
             speeds=config.augment.speeds if config.augment.speed_perturb else None,
             seed=config.train.seed,
+            corrupt=corruptor(config, utterances),
         )
         self.sampler = DurationBatchSampler(
             [u.duration for u in utterances],
@@ -162,6 +179,7 @@ class ShardTrainData:
         dataset = SpeechDataset(
             utterances, tokenizer, config.features.sample_rate,
             speeds=config.augment.speeds if config.augment.speed_perturb else None, seed=config.train.seed,
+            corrupt=corruptor(config, utterances, shards=True),
         )  # fmt: skip
         self.plan = ShardPlan(
             [loc.shard for loc in locations], [u.duration for u in utterances], len(index.files),
