@@ -214,19 +214,50 @@ def _sweep(exp_dir: Path) -> None:
     files.sweep_temp_files(exp_dir / layout.TOKENIZER)
 
 
-# Sections that must not change when an experiment is resumed with another config.
-_FROZEN_SECTIONS = ("data", "features", "model")
+# What a resumed run must share with the run it continues: the model and its input (the features
+# and model sections, whole) and what it is trained on, in the order it is seen (these data and
+# augment keys). A checkpoint's position (epoch, batch in epoch) counts batches that
+# max_batch_seconds, max_duration and bucket_size made out of train_manifest; speed perturbation
+# changes the audio itself (its speeds only where it is on); dev_manifest is what best-K and
+# `asr average` rank checkpoints by.
+# Everything else may change on resume, among them these data and augment keys:
+#   data.num_workers   loader processes only: the batches come from (seed, epoch) alone
+#   data.tokenizer     a path: the experiment's own copy is what is used, checked by content
+#                      (_copy_tokenizer, check_tokenizer), so a moved tokenizer folder resumes
+#   data.vocab_size    a check of that same tokenizer (_check_vocab_size)
+#   augment.spec_augment and its masks and warp: regularisation, which a run may tune as it
+#                      may tune train.lr
+_FROZEN_SECTIONS = ("features", "model")
+_FROZEN_KEYS = {
+    "data": ("train_manifest", "dev_manifest", "max_batch_seconds", "max_duration", "bucket_size"),
+    "augment": ("speed_perturb", "speeds"),
+}
+
+
+def _frozen(saved: dict) -> list[tuple[str, str]]:
+    """The (section, key) pairs of a saved config that a resume may not change."""
+    pairs = [(section, key) for section in _FROZEN_SECTIONS for key in saved.get(section, {})]
+    pairs += [(section, key) for section, keys in _FROZEN_KEYS.items() for key in keys if key in saved.get(section, {})]
+    return pairs
+
+
+def _speeds_if_used(values: dict) -> dict:
+    augment = values.get("augment", {})
+    if augment.get("speed_perturb", True):
+        return values
+    return {**values, "augment": {**augment, "speeds": None}}
 
 
 def _check_resumable(saved: dict, config: ExperimentConfig, exp_dir: Path) -> None:
-    current = to_dict(config)
-    for section in _FROZEN_SECTIONS:
-        for key, value in saved[section].items():
-            if current[section].get(key) != value:
-                raise TrainingError(
-                    f"{exp_dir} was trained with {section}.{key}={value!r} but the config says "
-                    f"{current[section].get(key)!r}; use a new --exp directory to change it"
-                )
+    saved, current = _speeds_if_used(saved), _speeds_if_used(to_dict(config))
+    for section, key in _frozen(saved):
+        value = saved[section][key]
+        if current[section].get(key) != value:
+            raise TrainingError(
+                f"{exp_dir} was trained with {section}.{key}={value!r} but the config says "
+                f"{current[section].get(key)!r}; a resumed run must keep the model and what it is trained on: "
+                "use a new --exp directory to change it"
+            )
 
 
 def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Tokenizer:
