@@ -29,6 +29,7 @@ from asr.features import GlobalCMVN
 from asr.model import ASRModel
 from asr.finetune import freeze_encoder, load_init_weights
 from asr.text.tokenizer import Tokenizer, load_tokenizer
+from asr.train.budget import check_train_memory
 from asr.train.data import TrainData
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
@@ -134,6 +135,7 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     precision = resolve_precision(config.train.precision, ctx.device)
     log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
+    _check_memory(config, exp_dir, ctx)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
     _check_vocab_size(config, tokenizer)
@@ -166,6 +168,21 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     if resume is not None:
         hooks.resume(resume)
     return Session(state, data, hooks)
+
+
+def _check_memory(config: ExperimentConfig, exp_dir: Path, ctx: DistContext) -> None:
+    """Refuse a model and batch this device cannot hold (asr.train.budget) before the experiment
+    is set up. The vocabulary is the tokenizer's: the experiment's copy, else data.tokenizer (one
+    that cannot be read is left to the setup to report)."""
+    copy = exp_dir / layout.TOKENIZER
+    source = copy if copy.is_dir() and any(copy.iterdir()) else config.data.tokenizer
+    vocab_size = config.data.vocab_size
+    if source:
+        try:
+            vocab_size = load_tokenizer(source).vocab_size
+        except (OSError, ValueError):
+            pass
+    check_train_memory(per_rank_config(config, ctx.world_size), vocab_size, ctx.device)
 
 
 def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:
