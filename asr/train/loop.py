@@ -23,6 +23,7 @@ from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.screen import usable_utterances
+from asr.data.shards import read_shards
 from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
@@ -30,16 +31,16 @@ from asr.model import ASRModel
 from asr.finetune import freeze_encoder, load_init_weights
 from asr.text.tokenizer import Tokenizer, load_tokenizer
 from asr.train.budget import check_train_memory
-from asr.train.data import TrainData
+from asr.train.data import ShardTrainData, TrainData, train_data, training_manifest
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
 from asr.train.hooks import TrainHooks
 from asr.train.lock import experiment_lock
 from asr.train.log import ExperimentLog
 from asr.precision import resolve_precision
-from asr.train.schedule import announce, per_rank_config, plan
+from asr.train.schedule import announce, per_rank_batch, per_rank_config, plan
 from asr.train.seeding import restore_rank_rng, seed_rank
-from asr.train.state import TrainState, build_train_state
+from asr.train.state import Position, TrainState, build_train_state
 from asr.train.step import train_step
 
 __all__ = ["Session", "TrainSummary", "TrainingError", "prepare", "run", "train"]
@@ -101,7 +102,7 @@ def train(
     train in an experiment (under torchrun, rank 0 holds the lock for all)."""
     console = console or Console()
     exp_dir = Path(exp_dir)
-    ctx = setup_distributed(device)
+    ctx = setup_distributed(device, config.train.dist_timeout, config.train.dist_wait_timeout)
     try:
         if not ctx.is_main:
             return _train(config, exp_dir, ctx, console)
@@ -116,7 +117,7 @@ class Session:
     """A prepared experiment: what ``run`` needs. Tests may swap ``data`` to inject faults."""
 
     state: TrainState
-    data: TrainData
+    data: TrainData | ShardTrainData
     hooks: TrainHooks
 
 
@@ -157,11 +158,13 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
         restore_rank_rng(resume, ctx, config.train.seed)
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
-    data = TrainData(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
-    schedule = plan(config, data.sampler.durations, ctx.world_size)
+    data = train_data(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
+    _rebase_position(state.position, config, data, ctx, console)
+    schedule = plan(config, data.durations, ctx.world_size)
     if ctx.is_main:
         announce(schedule, console)
-    log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
+    log.write({"event": "start", "step": state.step, "batch_in_epoch": state.position.batch_in_epoch,
+               "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason,
                "schedule": schedule.record()})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
@@ -183,6 +186,25 @@ def _check_memory(config: ExperimentConfig, exp_dir: Path, ctx: DistContext) -> 
         except (OSError, ValueError):
             pass
     check_train_memory(per_rank_config(config, ctx.world_size), vocab_size, ctx.device)
+
+
+def _rebase_position(
+    position: Position, config: ExperimentConfig, data: TrainData | ShardTrainData, ctx: DistContext, console: Console
+) -> None:
+    """Resumed on another number of ranks mid-epoch: the epoch's batches are dealt differently
+    now, so continue it at the same fraction of this rank's batches (exact at an epoch's end;
+    mid-epoch, a few utterances of that one epoch may be seen twice or not at all)."""
+    before, ranks = position.world_size, ctx.world_size
+    if before and before != ranks and position.batch_in_epoch:
+        counted = data.rank_batch_count(position.epoch, before, per_rank_batch(config, before)[1])
+        now = data.epoch_batches(position.epoch)
+        rebased = min(now, round(position.batch_in_epoch * now / max(1, counted)))
+        if ctx.is_main:
+            console.print(f"[yellow]resumed on {ranks} rank(s) from a checkpoint of {before}: epoch "
+                          f"{position.epoch} continues at batch {rebased} of {now} (was {position.batch_in_epoch} "
+                          f"of {counted})[/yellow]")  # fmt: skip
+        position.batch_in_epoch = rebased
+    position.world_size = ranks
 
 
 def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:
@@ -234,11 +256,12 @@ def _sweep(exp_dir: Path) -> None:
 # What a resumed run must share with the run it continues: the model and its input (the features
 # and model sections, whole) and what it is trained on, in the order it is seen (these data and
 # augment keys). A checkpoint's position (epoch, batch in epoch) counts batches that
-# max_batch_seconds, max_duration and bucket_size made out of train_manifest; speed perturbation
-# changes the audio itself (its speeds only where it is on); dev_manifest is what best-K and
-# `asr average` rank checkpoints by.
+# max_batch_seconds, max_duration and bucket_size made out of train_manifest or train_shards (and,
+# from shards only, shard_window and num_workers: each worker batches its own shards); speed
+# perturbation changes the audio itself (its speeds only where it is on); dev_manifest is what
+# best-K and `asr average` rank checkpoints by.
 # Everything else may change on resume, among them these data and augment keys:
-#   data.num_workers   loader processes only: the batches come from (seed, epoch) alone
+#   data.num_workers   from a manifest, loader processes only: the batches come from (seed, epoch)
 #   data.tokenizer     a path: the experiment's own copy is what is used, checked by content
 #                      (_copy_tokenizer, check_tokenizer), so a moved tokenizer folder resumes
 #   data.vocab_size    a check of that same tokenizer (_check_vocab_size)
@@ -246,7 +269,8 @@ def _sweep(exp_dir: Path) -> None:
 #                      may tune train.lr
 _FROZEN_SECTIONS = ("features", "model")
 _FROZEN_KEYS = {
-    "data": ("train_manifest", "dev_manifest", "max_batch_seconds", "max_duration", "bucket_size"),
+    "data": ("train_manifest", "train_shards", "shard_window", "num_workers", "dev_manifest", "max_batch_seconds",
+             "max_duration", "bucket_size"),
     "augment": ("speed_perturb", "speeds"),
 }
 
@@ -258,15 +282,19 @@ def _frozen(saved: dict) -> list[tuple[str, str]]:
     return pairs
 
 
-def _speeds_if_used(values: dict) -> dict:
-    augment = values.get("augment", {})
-    if augment.get("speed_perturb", True):
-        return values
-    return {**values, "augment": {**augment, "speeds": None}}
+def _as_used(values: dict) -> dict:
+    """A config's values with those that change nothing set to None: the speeds without speed
+    perturbation, the shard settings and loader workers without shards."""
+    data, augment = values.get("data", {}), values.get("augment", {})
+    if not augment.get("speed_perturb", True):
+        augment = {**augment, "speeds": None}
+    if not data.get("train_shards"):
+        data = {**data, "shard_window": None, "num_workers": None}
+    return {**values, "data": data, "augment": augment}
 
 
 def _check_resumable(saved: dict, config: ExperimentConfig, exp_dir: Path) -> None:
-    saved, current = _speeds_if_used(saved), _speeds_if_used(to_dict(config))
+    saved, current = _as_used(saved), _as_used(to_dict(config))
     for section, key in _frozen(saved):
         value = saved[section][key]
         if current[section].get(key) != value:
@@ -285,18 +313,27 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if config.features.cmvn and not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
-                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
-                config.features,
-                max_utterances=config.features.cmvn_max_utterances,
-                num_workers=config.data.num_workers,
-                console=console,
-            )
-            save_cmvn(exp_dir / layout.CMVN, mean, var)
+            _write_cmvn(config, exp_dir, console)
         if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
-            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
+            write_training_durations(training_manifest(config), config.data.max_duration, exp_dir)
     barrier(ctx)
     return load_tokenizer(exp_dir / layout.TOKENIZER)
+
+
+def _write_cmvn(config: ExperimentConfig, exp_dir: Path, console: Console) -> None:
+    """CMVN statistics of the training audio, never of unusable audio (NaN, silence, truncation):
+    the manifest's screened utterances, or the shards' (screened when written)."""
+    audio = None
+    if config.data.train_shards:
+        index = read_shards(config.data.train_shards)
+        utterances, audio = list(index.utterances), index.audio(config.features.sample_rate)
+    else:
+        utterances = usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console)
+    mean, var = compute_cmvn_stats(
+        utterances, config.features, max_utterances=config.features.cmvn_max_utterances,
+        num_workers=config.data.num_workers, console=console, audio=audio,
+    )  # fmt: skip
+    save_cmvn(exp_dir / layout.CMVN, mean, var)
 
 
 def _copy_tokenizer(config: ExperimentConfig, exp_dir: Path) -> None:

@@ -205,3 +205,19 @@ def test_a_resume_may_change_loader_settings_but_not_what_is_trained_on(toy_corp
     loader_only = ["data.num_workers=1", f"data.tokenizer={moved}", "data.vocab_size=35", "augment.freq_masks=1"]
     summary = train(_config(toy_corpus, "train.max_steps=2", *speeds, *loader_only), exp, device="cpu", console=QUIET)
     assert summary.steps == 2
+
+
+def test_from_shards_the_loader_workers_are_part_of_what_is_trained_on(tmp_path):
+    from asr.config import ExperimentConfig, to_dict
+    from asr.train.loop import _check_resumable
+
+    def config(**data):
+        return dataclasses.replace(ExperimentConfig(), data=dataclasses.replace(ExperimentConfig().data, **data))
+
+    saved = to_dict(config(train_shards="shards", num_workers=2))
+    _check_resumable(saved, config(train_shards="shards", num_workers=2, vocab_size=35), tmp_path)
+    with pytest.raises(TrainingError, match=r"data\.num_workers=2 but the config says 4"):  # each worker batches its own shards
+        _check_resumable(saved, config(train_shards="shards", num_workers=4), tmp_path)
+    with pytest.raises(TrainingError, match=r"data\.shard_window=1 but the config says 3"):
+        _check_resumable(saved, config(train_shards="shards", num_workers=2, shard_window=3), tmp_path)
+    _check_resumable(to_dict(config(num_workers=2)), config(num_workers=4, shard_window=3), tmp_path)  # manifest: loader only
