@@ -159,7 +159,7 @@ def test_a_long_recording_is_segmented_at_its_pauses_with_the_wer_of_its_utteran
 
     The two differ where a segment's audio is not its utterance's (more silence around it, two
     utterances in one segment), and how often that changes a transcript depends on the model just
-    trained: a fixed margin of 2 points failed once at 13.1% against 10.2% (13 words of ~450). So
+    trained: a fixed margin of 2 points failed once at 13.1% against 10.2% (14 words of 481). So
     the comparison is paired, with a margin derived from the changes themselves: the utterances
     (or runs of them that one segment spans) are scored both ways, and the long-audio transcript's
     extra errors d, summed, must stay within 3 standard deviations of what changes as likely to
