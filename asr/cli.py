@@ -479,7 +479,8 @@ def transcribe(
     segment_seconds: Annotated[Optional[float], typer.Option(help="Longest segment decoded at once (default: the longest training utterance; longer is warned about).", show_default=False)] = None,
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
-    timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences from CTC forced alignment.")] = True,
+    timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences (see --align).")] = True,
+    align: Annotated[Optional[str], typer.Option(help="Word times from 'ctc' forced alignment or the decoder's 'cross-attention' (default: ctc where the model has a CTC head, else cross-attention).", show_default=False)] = None,
     method: Method = None,
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,
@@ -508,6 +509,7 @@ def transcribe(
     results = transcribe_files(
         exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
         timestamps=timestamps, vad=vad, device=pick_device(device), console=console, language=language,
+        align=align,
     )  # fmt: skip
     _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]

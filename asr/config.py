@@ -143,6 +143,9 @@ class DecoderConfig(_Checked):
     prompt: tuple[int, ...] = ()
     suppress: tuple[int, ...] = ()  # token ids never emitted
     suppress_at_start: tuple[int, ...] = ()  # token ids not emitted first (Whisper: " ", <eot>)
+    # (layer, head) cross-attention heads that word times read (asr.decode.attention_align);
+    # empty: every head of the upper half of the layers. Whisper import: openai-whisper's.
+    alignment_heads: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

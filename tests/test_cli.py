@@ -141,7 +141,7 @@ def _decode_args(tmp: Path) -> list[str]:
 def _transcribe_args(tmp: Path) -> list[str]:
     return ["transcribe", "--exp", tmp / "exp", tmp / "a.wav", tmp / "b.flac", "--format", "json",
             "--out", tmp / "out.jsonl", "--checkpoint", "averaged.pt", "--segment-seconds", "12.5",
-            "--nbest", "3", "--no-timestamps", "--no-vad",
+            "--nbest", "3", "--no-timestamps", "--align", "cross-attention", "--no-vad",
             "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
             "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu",
             "--precision", "bf16", "--language", "de"]  # fmt: skip
@@ -336,6 +336,7 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
     )  # fmt: skip
     assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
     assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"], kwargs["language"]) == (3, False, False, "de")
+    assert kwargs["align"] == "cross-attention"
     assert kwargs["device"] == torch.device("cpu")
     lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
     assert [json.loads(line) for line in lines] == [t.to_json() for t in done]
