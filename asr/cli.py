@@ -378,6 +378,15 @@ def average(
 # --------------------------------------------------------------------------- decode
 
 
+def _keep_freed_memory() -> None:
+    """Freed memory stays in this process for the next batch (glibc; asr.cpu, off with
+    ASR_CPU_FAST=0): a decoding command owns its process, and without it every batch faults its
+    large blocks in again (docs/benchmarks.md)."""
+    from asr import cpu
+
+    cpu.keep_freed_memory()
+
+
 def _default_method(exp: Path) -> str:
     """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
     from asr.config import load_config
@@ -440,6 +449,7 @@ def decode(
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
+    _keep_freed_memory()
     method = method or _default_method(exp)
     if lm is not None and lm_weight == 0.0:
         raise ValueError("--lm needs a --lm-weight above 0 (e.g. 0.3)")
@@ -487,6 +497,7 @@ def transcribe(
     from asr.train.distributed import pick_device
     from asr.transcribe import check_segment_seconds, transcribe_files
 
+    _keep_freed_memory()
     check_format(output_format)
     check_segment_seconds(segment_seconds)
     method = method or _default_method(exp)

@@ -36,6 +36,12 @@ class Losses:
     utterances: int
 
 
+def build_encoder(config: ExperimentConfig) -> Encoder | ConformerEncoder:
+    """The encoder that model.encoder.type names, for features.n_mels inputs."""
+    encoder = ConformerEncoder if config.model.encoder.type == "conformer" else Encoder
+    return encoder(config.features.n_mels, config.model)
+
+
 class ASRModel(nn.Module):
     def __init__(self, config: ExperimentConfig, vocab_size: int):
         super().__init__()
@@ -49,8 +55,7 @@ class ASRModel(nn.Module):
             self.frontend = LogMel(config.features)
         self.cmvn = GlobalCMVN(n_mels) if config.features.cmvn else None
         self.spec_augment = SpecAugment(config.augment)
-        encoder = ConformerEncoder if config.model.encoder.type == "conformer" else Encoder
-        self.encoder = encoder(n_mels, config.model)
+        self.encoder = build_encoder(config)
         if config.model.ctc_weight > 0 and not config.model.ctc_head:
             raise ValueError(f"model.ctc_weight={config.model.ctc_weight} needs model.ctc_head: true")
         # Imported Whisper models have no CTC head until a fine-tuning config asks for one.

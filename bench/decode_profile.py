@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import machine  # noqa: E402
 from decode_speed import CONFIGS, make_workload  # noqa: E402
 
+from asr import cpu  # noqa: E402
 from asr.config import load_config  # noqa: E402
 from asr.decode import beam, ctc_prefix, rescore, scorers  # noqa: E402
 from asr.decode.options import DecodeOptions  # noqa: E402
@@ -82,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    cpu.keep_freed_memory()  # as `asr decode` does (and bench/decode_speed.py by default)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     model = ASRModel(load_config(args.config), args.vocab).to(device).eval()

@@ -32,9 +32,14 @@ share of that peak reached (bound / time). At batch 1 the decoder's matmuls have
 (one per hypothesis) and are bound by reading the weights, not by FLOPs: expect a low share.
 The CPU model and torch's CPU capability are printed with the table.
 
+Freed memory stays in the process (``asr.cpu.keep_freed_memory``), as in `asr decode` and `asr
+transcribe`; ``--heap glibc`` leaves glibc's defaults (what a program using the library gets
+unless it makes that call). ``ASR_CPU_FAST=0`` measures without asr.cpu's speedups.
+
 Usage: .venv/bin/python bench/decode_speed.py [--config configs/transformer_100h.yaml ...]
        [--vocab 5000] [--seconds 10] [--batches 1,16] [--methods ctc_greedy,...] [--beam 10]
-       [--ctc-weight 0.3] [--steps N] [--repeats 3] [--device cpu|cuda] [--threads N] [--json FILE]
+       [--ctc-weight 0.3] [--steps N] [--repeats 3] [--device cpu|cuda] [--threads N] [--heap kept|glibc]
+       [--json FILE]
 Peer workload: --steps 60 --methods ctc_greedy,attention_beam,joint_beam --threads 2
 Quick check: --config configs/tiny.yaml --batches 1,2 --seconds 3 --repeats 1
 --config is repeatable; by default transformer_100h and conformer_100h are measured, a table each.
@@ -53,8 +58,8 @@ from rich.console import Console
 from rich.table import Table
 
 import machine
+from asr import cpu
 from asr.config import load_config
-from asr.decode.heap import keep_freed_memory
 from asr.decode.options import METHODS, DecodeOptions
 from asr.decode.search import decode_batch, search_encoded
 from asr.model import ASRModel
@@ -107,7 +112,6 @@ class Workload:
     def __call__(self, options: DecodeOptions) -> list:
         if not self.features:
             return decode_batch(self.model, self.inputs, self.lengths, options)
-        keep_freed_memory()  # as decode_batch does
         with torch.inference_mode():
             encoded, enc_lengths = self.model.encoder(self.inputs, self.lengths)
             return search_encoded(self.model, encoded, enc_lengths, options)
@@ -182,6 +186,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--heap", choices=("kept", "glibc"), default="kept",
+        help="kept: freed memory stays in the process (asr.cpu.keep_freed_memory, as `asr decode` does); glibc: its defaults",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     return parser.parse_args()
 
@@ -190,6 +198,8 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.heap == "kept":
+        cpu.keep_freed_memory()
     configs = args.config or [CONFIGS / "transformer_100h.yaml", CONFIGS / "conformer_100h.yaml"]
     reports = [run_config(argparse.Namespace(**{**vars(args), "config": path})) for path in configs]
     output = reports[0] if len(reports) == 1 else reports
@@ -234,6 +244,8 @@ def run_config(args: argparse.Namespace) -> dict:
         "target_tokens": tokens,
         "forced_steps": args.steps,
         "max_length_ratio": ratio,
+        "heap": args.heap,
+        "cpu_fast": cpu.is_fast(),
         "weights": (
             f"random; features in; decoder <eos> lowered by {PEER_EOS_PENALTY:g} (peer workload)" if args.steps else
             "random; CTC peaky with blank biased for ~target_tokens labels; decoder <eos> only at the "

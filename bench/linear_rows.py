@@ -1,4 +1,4 @@
-"""A decoding step's linear layers: ``F.linear`` against asr.nn.linear's few-rows form.
+"""A decoding step's linear layers: ``F.linear`` against asr.cpu's few-rows form.
 
 A decoding step multiplies 1 to 10 rows (hypotheses) by every decoder weight. This times both
 forms on the machine at hand, for Whisper tiny.en's and base's layer shapes (random weights: only
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 import machine  # noqa: E402
 
-import asr.nn.linear as linear  # noqa: E402
+from asr import cpu  # noqa: E402
 from asr.model import ASRModel  # noqa: E402
 from asr.whisper.dims import WhisperDims, whisper_config  # noqa: E402
 
@@ -45,9 +45,8 @@ def best_ms(fn, repeats: int) -> float:
     return 1000 * min(times)
 
 
-def step_ms(decoder, rows: int, repeats: int, few_rows: int) -> float:
-    """One decoder step for ``rows`` hypotheses, with the few-rows form up to ``few_rows`` rows."""
-    linear.FEW_ROWS = few_rows
+def step_ms(decoder, rows: int, repeats: int, fast: bool) -> float:
+    """One decoder step for ``rows`` hypotheses, with asr.cpu's speedups on or off."""
     memory = torch.randn(rows, 1500, decoder.d_model)
     with torch.inference_mode():
         cache = decoder.init_cache(memory, torch.full((rows,), 1500), capacity=repeats + 8)
@@ -57,7 +56,8 @@ def step_ms(decoder, rows: int, repeats: int, few_rows: int) -> float:
         def step():
             state["cache"] = decoder.step(tokens, state["cache"])[1]
 
-        return best_ms(step, repeats)
+        with cpu.fast(fast):
+            return best_ms(step, repeats)
 
 
 def main() -> None:
@@ -67,7 +67,6 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    few_rows = linear.FEW_ROWS
     info = machine.describe(torch.device("cpu"))
     rows_out = []
     for name, (out, inp) in SHAPES.items():
@@ -75,14 +74,13 @@ def main() -> None:
         for rows in (1, 2, 5, 8, 10, 16):
             x = torch.randn(rows, inp)
             plain = best_ms(lambda: F.linear(x, weight, bias), args.repeats)
-            ours = best_ms(lambda: linear.project_rows(x, weight, bias), args.repeats)
+            ours = best_ms(lambda: cpu.linear(x, weight, bias), args.repeats)
             rows_out.append({"what": name, "rows": rows, "f_linear_ms": plain, "few_rows_ms": ours})
     decoder = ASRModel(whisper_config(TINY_EN, {}), TINY_EN.n_vocab).decoder.eval()
     for rows in (1, 2, 5, 8):
-        plain = step_ms(decoder, rows, args.repeats, few_rows=0)
-        ours = step_ms(decoder, rows, args.repeats, few_rows=few_rows)
+        plain = step_ms(decoder, rows, args.repeats, fast=False)
+        ours = step_ms(decoder, rows, args.repeats, fast=True)
         rows_out.append({"what": "tiny.en decoder step", "rows": rows, "f_linear_ms": plain, "few_rows_ms": ours})
-    linear.FEW_ROWS = few_rows
 
     print(f"CPU: {info['cpu']}; torch CPU capability: {info['cpu_capability']}; {args.threads} threads; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; best of {args.repeats}")  # fmt: skip

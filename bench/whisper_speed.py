@@ -50,6 +50,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from asr import cpu  # noqa: E402
 from asr.audio import load_audio  # noqa: E402
 from asr.data.dataset import pad  # noqa: E402
 from asr.decode.options import DecodeOptions  # noqa: E402
@@ -128,6 +129,7 @@ def loaded(exp: Path) -> tuple:
 
 def run_asr(exp: Path, waves: list[torch.Tensor], beam: int, batch: int, precision: str = "fp32") -> list[str]:
     model, tokenizer = loaded(exp)
+    cpu.keep_freed_memory()  # as `asr decode` and `asr transcribe` do
     method = "attention_greedy" if beam == 1 else "attention_beam"
     options = DecodeOptions(method=method, beam=beam, length_norm=beam > 1, batch_size=batch, precision=precision)
     order = sorted(range(len(waves)), key=lambda i: -waves[i].numel())  # similar lengths together

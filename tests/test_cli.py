@@ -792,3 +792,17 @@ def test_import_whisper_options_reach_the_importer(tmp_path, monkeypatch):
     assert (Path(src), Path(out)) == (tmp_path / "tiny.en.pt", tmp_path / "exp")
     assert kwargs == {"tokenizer": tmp_path / "tokenizer.json", "language": "de", "pad_seconds": 10.0}
     assert "multilingual" in result.stdout
+
+
+def test_decode_and_transcribe_keep_freed_memory_in_their_process(tmp_path, monkeypatch):
+    """The allocator setting is the commands' (asr.cpu.keep_freed_memory), never the library's."""
+    from asr import cpu
+
+    kept = []
+    monkeypatch.setattr(cpu, "keep_freed_memory", lambda: kept.append(True) or True)
+    monkeypatch.setattr(asr.decode.run, "decode_manifest", Recorder(SimpleNamespace(rtf=0.5, rejected=[])))
+    monkeypatch.setattr(asr.transcribe, "transcribe_files", Recorder([]))
+    assert _invoke(["decode", "--exp", tmp_path, "--manifest", tmp_path / "m.jsonl"]).exit_code == 0
+    assert kept == [True]
+    assert _invoke(["transcribe", "--exp", tmp_path, tmp_path / "a.wav"]).exit_code == 0
+    assert kept == [True, True]

@@ -12,7 +12,6 @@ from asr.decode.ctc_prefix import CTCPrefixScorer
 from asr.decode.end_rules import max_token_lengths
 from asr.decode.ctc import ctc_best_path_scores, ctc_greedy
 from asr.decode.greedy import attention_greedy
-from asr.decode.heap import keep_freed_memory
 from asr.decode.hypothesis import Hypothesis, empty_hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.rescore import attention_rescoring
@@ -30,7 +29,6 @@ def decode_batch(
     """waves (B, S) zero-padded, wave_lengths (B,) samples -> per utterance, hypotheses best first.
 
     The model should be in eval mode (dropout and SpecAugment off)."""
-    keep_freed_memory()  # the encoder's large activations are reused by the next batch (asr.decode.heap)
     encoded, enc_lengths = encode(model, waves, wave_lengths, options.precision)
     return search_encoded(model, encoded, enc_lengths, options, lm)
 
@@ -64,7 +62,6 @@ def search_encoded(
         return results
     lengths = enc_lengths.index_select(0, valid)
     memory = encoded.index_select(0, valid)[:, : int(lengths.max())]  # (B', T', D)
-    keep_freed_memory()
     found = _search(model, memory, lengths, options, lm)
     for index, hyps in zip(valid.tolist(), found):
         results[index] = hyps

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asr.nn import dropout as dropouts
-from asr.nn.linear import Linear
+from asr import cpu
+from asr.cpu import Linear
 from asr.nn.masks import NEG_INF
 from asr.precision import cpu_autocast_on
 
@@ -70,11 +70,9 @@ class MultiHeadAttention(nn.Module):
             q = q.view(kv_batch, group, self.heads, q_time, self.head_dim)
             q = q.permute(0, 2, 1, 3, 4).reshape(kv_batch, self.heads, group * q_time, self.head_dim)
         dropout = self.dropout if self.training else 0.0
-        if need_weights or (dropout > 0.0 and _cpu_fp32(q) and _rows_attend(mask, causal)):
-            # On a CPU, SDPA with dropout takes its math path: the same products, plus a "safe"
-            # softmax (three more passes over the weights) and torch's serial Bernoulli mask.
+        if need_weights or cpu.attention_by_parts(q, mask, causal, dropout):
             weights = self._weights(q, keys, mask, causal)
-            out = dropouts.dropout(weights, dropout, self.training) @ values
+            out = cpu.dropout(weights, dropout, self.training) @ values
             weights = weights if need_weights else None
         else:
             weights = None
@@ -100,23 +98,10 @@ class MultiHeadAttention(nn.Module):
         return scores.softmax(dim=-1)
 
 
-def _cpu_fp32(q: Tensor) -> bool:
-    """On a CPU and not under CPU autocast (there attention stays in SDPA, in fp32: ``_attend``)."""
-    return q.device.type == "cpu" and not cpu_autocast_on(q)
-
-
-def _rows_attend(mask: Tensor | None, causal: bool) -> bool:
-    """Whether every query row may attend some key (where SDPA's safe softmax changes nothing),
-    and SDPA would apply the same masks as :meth:`MultiHeadAttention._weights` (not both)."""
-    if mask is None:
-        return True
-    return not causal and bool(mask.any(dim=-1).all())
-
-
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff_dim: int, dropout: float, activation: str = "relu"):
         act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        super().__init__(Linear(d_model, ff_dim), act, dropouts.Dropout(dropout), Linear(ff_dim, d_model))
+        super().__init__(Linear(d_model, ff_dim), act, cpu.Dropout(dropout), Linear(ff_dim, d_model))
 
 
 def sinusoidal_positions(

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
-from asr.nn.dropout import Dropout
+from asr.cpu import Dropout
 from asr.nn.masks import lengths_to_mask
 from asr.nn.subsampling import ConvSubsampling
 

@@ -15,9 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
+from asr.cpu import Dropout, Linear
 from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
-from asr.nn.dropout import Dropout
-from asr.nn.linear import Linear
 from asr.nn.masks import lengths_to_mask, utterance_rows
 from asr.text.special import SOS_EOS_ID
 

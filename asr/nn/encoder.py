@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from asr.config import ModelConfig
+from asr.cpu import Dropout
 from asr.nn.attention import FeedForward, MultiHeadAttention, sinusoidal_positions, whisper_sinusoids
-from asr.nn.dropout import Dropout
 from asr.nn.masks import lengths_to_mask
 from asr.nn.subsampling import Conv1dStem, ConvSubsampling
 

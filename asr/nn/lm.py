@@ -20,10 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asr.config import LMConfig
+from asr.cpu import Dropout, Linear
 from asr.nn.attention import sinusoidal_positions
 from asr.nn.decoder import DecoderBlock, DecoderCache
-from asr.nn.dropout import Dropout
-from asr.nn.linear import Linear
 from asr.nn.masks import lengths_to_mask
 from asr.text.special import SOS_EOS_ID
 

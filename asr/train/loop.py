@@ -30,6 +30,7 @@ from asr.features import GlobalCMVN
 from asr.model import ASRModel
 from asr.finetune import freeze_encoder, load_init_weights
 from asr.text.tokenizer import Tokenizer, load_tokenizer
+from asr.train.budget import check_train_memory
 from asr.train.data import ShardTrainData, TrainData, train_data, training_manifest
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
@@ -135,6 +136,7 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     precision = resolve_precision(config.train.precision, ctx.device)
     log = ExperimentLog(exp_dir / layout.LOG, enabled=ctx.is_main, mirror=_tensorboard(config, exp_dir, ctx))
     resume = _start(config, exp_dir, ctx, console, log)
+    _check_memory(config, exp_dir, ctx)
     tokenizer = _prepare_experiment(config, exp_dir, ctx, console)
     torch.manual_seed(config.train.seed)
     _check_vocab_size(config, tokenizer)
@@ -169,6 +171,21 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
     if resume is not None:
         hooks.resume(resume)
     return Session(state, data, hooks)
+
+
+def _check_memory(config: ExperimentConfig, exp_dir: Path, ctx: DistContext) -> None:
+    """Refuse a model and batch this device cannot hold (asr.train.budget) before the experiment
+    is set up. The vocabulary is the tokenizer's: the experiment's copy, else data.tokenizer (one
+    that cannot be read is left to the setup to report)."""
+    copy = exp_dir / layout.TOKENIZER
+    source = copy if copy.is_dir() and any(copy.iterdir()) else config.data.tokenizer
+    vocab_size = config.data.vocab_size
+    if source:
+        try:
+            vocab_size = load_tokenizer(source).vocab_size
+        except (OSError, ValueError):
+            pass
+    check_train_memory(per_rank_config(config, ctx.world_size), vocab_size, ctx.device)
 
 
 def _rebase_position(
@@ -236,19 +253,56 @@ def _sweep(exp_dir: Path) -> None:
     files.sweep_temp_files(exp_dir / layout.TOKENIZER)
 
 
-# Sections that must not change when an experiment is resumed with another config.
-_FROZEN_SECTIONS = ("data", "features", "model")
+# What a resumed run must share with the run it continues: the model and its input (the features
+# and model sections, whole) and what it is trained on, in the order it is seen (these data and
+# augment keys). A checkpoint's position (epoch, batch in epoch) counts batches that
+# max_batch_seconds, max_duration and bucket_size made out of train_manifest or train_shards (and,
+# from shards only, shard_window and num_workers: each worker batches its own shards); speed
+# perturbation changes the audio itself (its speeds only where it is on); dev_manifest is what
+# best-K and `asr average` rank checkpoints by.
+# Everything else may change on resume, among them these data and augment keys:
+#   data.num_workers   from a manifest, loader processes only: the batches come from (seed, epoch)
+#   data.tokenizer     a path: the experiment's own copy is what is used, checked by content
+#                      (_copy_tokenizer, check_tokenizer), so a moved tokenizer folder resumes
+#   data.vocab_size    a check of that same tokenizer (_check_vocab_size)
+#   augment.spec_augment and its masks and warp: regularisation, which a run may tune as it
+#                      may tune train.lr
+_FROZEN_SECTIONS = ("features", "model")
+_FROZEN_KEYS = {
+    "data": ("train_manifest", "train_shards", "shard_window", "num_workers", "dev_manifest", "max_batch_seconds",
+             "max_duration", "bucket_size"),
+    "augment": ("speed_perturb", "speeds"),
+}
+
+
+def _frozen(saved: dict) -> list[tuple[str, str]]:
+    """The (section, key) pairs of a saved config that a resume may not change."""
+    pairs = [(section, key) for section in _FROZEN_SECTIONS for key in saved.get(section, {})]
+    pairs += [(section, key) for section, keys in _FROZEN_KEYS.items() for key in keys if key in saved.get(section, {})]
+    return pairs
+
+
+def _as_used(values: dict) -> dict:
+    """A config's values with those that change nothing set to None: the speeds without speed
+    perturbation, the shard settings and loader workers without shards."""
+    data, augment = values.get("data", {}), values.get("augment", {})
+    if not augment.get("speed_perturb", True):
+        augment = {**augment, "speeds": None}
+    if not data.get("train_shards"):
+        data = {**data, "shard_window": None, "num_workers": None}
+    return {**values, "data": data, "augment": augment}
 
 
 def _check_resumable(saved: dict, config: ExperimentConfig, exp_dir: Path) -> None:
-    current = to_dict(config)
-    for section in _FROZEN_SECTIONS:
-        for key, value in saved[section].items():
-            if current[section].get(key) != value:
-                raise TrainingError(
-                    f"{exp_dir} was trained with {section}.{key}={value!r} but the config says "
-                    f"{current[section].get(key)!r}; use a new --exp directory to change it"
-                )
+    saved, current = _as_used(saved), _as_used(to_dict(config))
+    for section, key in _frozen(saved):
+        value = saved[section][key]
+        if current[section].get(key) != value:
+            raise TrainingError(
+                f"{exp_dir} was trained with {section}.{key}={value!r} but the config says "
+                f"{current[section].get(key)!r}; a resumed run must keep the model and what it is trained on: "
+                "use a new --exp directory to change it"
+            )
 
 
 def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: Console) -> Tokenizer:

@@ -1,11 +1,11 @@
-"""Attention in training on a CPU: explicit products with asr.nn.dropout, the same attention as SDPA."""
+"""Attention in training on a CPU: explicit products with asr.cpu.dropout, the same attention as SDPA."""
 
 import math
 
 import torch
 
 from asr.nn.attention import MultiHeadAttention
-from asr.nn.dropout import keep_mask
+from asr.cpu import keep_mask
 
 
 def _inputs(batch=3, q_time=7, k_time=9, d_model=16):

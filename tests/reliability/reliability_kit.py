@@ -93,6 +93,24 @@ def run_asr(*args: object, env: dict | None = None, memory_limit: int | None = N
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def limit_for_extra(extra: int) -> int:
+    """An address-space limit that leaves ``extra`` bytes above what ``asr`` itself maps at start
+    (the interpreter, torch and its libraries: about 3 GiB of address space, most never touched)."""
+    return _baseline() + extra
+
+
+_BASELINE: list[int] = []
+
+
+def _baseline() -> int:
+    if not _BASELINE:
+        code = ("import asr.cli, asr.decode.run, asr.transcribe, torch;"
+                "print(open('/proc/self/status').read().split('VmSize:')[1].split()[0])")  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        _BASELINE.append(int(out.stdout) * 1024 + (256 << 20))  # + what decoding's first calls map
+    return _BASELINE[0]
+
+
 def assert_one_line_error(result: Result, *fragments: str, code: int = 2) -> str:
     """The command failed with ``code`` and printed exactly one line, ``error: ...``, holding
     every fragment, and no traceback. Returns that line."""

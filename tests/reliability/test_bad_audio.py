@@ -12,7 +12,9 @@ import pytest
 
 from asr.audio import NONFINITE, SILENT
 from asr.data.manifest import Utterance, read_manifest, write_manifest
-from reliability_kit import RATE, TEXTS, World, asr, assert_one_line_error, run_asr, snapshot, speechlike, write_wave
+from reliability_kit import (
+    RATE, TEXTS, World, asr, assert_one_line_error, limit_for_extra, run_asr, snapshot, speechlike, write_wave,
+)  # fmt: skip
 from librispeech_tree import make_librispeech_tree
 
 
@@ -154,7 +156,7 @@ def test_a_file_too_large_for_memory_is_refused_per_file(world, tmp_path):
         for _ in range(40):
             f.write(block)
     good = write_wave(tmp_path / "good.wav", speechlike(1.0))
-    limit = _limit_for_extra(200 << 20)  # loading needs 4 x 4 bytes x 38.4M samples = 614 MB
+    limit = limit_for_extra(200 << 20)  # loading needs 4 x 4 bytes x 38.4M samples = 614 MB
     result = run_asr("transcribe", "--exp", world.exp, long_wav, good, "--method", "ctc_greedy", "--device", "cpu", memory_limit=limit)
     assert result.exit_code == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -166,7 +168,7 @@ def test_decode_options_too_large_for_memory_are_refused_before_any_work(world, 
     long_wav = write_wave(tmp_path / "long.wav", speechlike(120.0))
     manifest = tmp_path / "long.jsonl"
     write_manifest([Utterance(f"1-1-{i:04d}", str(long_wav), 120.0, RATE, "1", "1", "HELLO") for i in range(64)], manifest)
-    limit = _limit_for_extra(1 << 30)
+    limit = limit_for_extra(1 << 30)
     out = tmp_path / "out"
     result = run_asr("decode", "--exp", world.exp, "--manifest", manifest, "--out", out, "--method", "joint_beam",
                      "--beam", "200", "--batch-size", "64", "--device", "cpu", memory_limit=limit)  # fmt: skip
@@ -176,24 +178,3 @@ def test_decode_options_too_large_for_memory_are_refused_before_any_work(world, 
     ok = run_asr("decode", "--exp", world.exp, "--manifest", world.test_manifest, "--out", out, "--method", "joint_beam",
                  "--beam", "4", "--device", "cpu", memory_limit=limit)  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
-
-
-def _limit_for_extra(extra: int) -> int:
-    """An address-space limit that leaves ``extra`` bytes above what ``asr`` itself maps at start
-    (the interpreter, torch and its libraries: about 3 GiB of address space, most never touched)."""
-    return _baseline() + extra
-
-
-_BASELINE: list[int] = []
-
-
-def _baseline() -> int:
-    if not _BASELINE:
-        import subprocess
-        import sys
-
-        code = ("import asr.cli, asr.decode.run, asr.transcribe, torch;"
-                "print(open('/proc/self/status').read().split('VmSize:')[1].split()[0])")  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        _BASELINE.append(int(out.stdout) * 1024 + (256 << 20))  # + what decoding's first calls map
-    return _BASELINE[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_kit import World, asr, assert_one_line_error, snapshot, speechlike, write_wave
+from reliability_kit import World, asr, assert_one_line_error, limit_for_extra, run_asr, snapshot, speechlike, write_wave
 
 # --------------------------------------------------------------------------- manifests
 
@@ -119,6 +119,23 @@ def test_damaged_tokenizers_are_one_line_errors(world, tmp_path, copy_exp, comma
     before = snapshot(exp)
     assert_one_line_error(asr(*args), str(model), "SentencePiece")
     assert snapshot(exp) == before and not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_a_model_too_large_for_memory_is_refused_before_the_experiment_is_set_up(world, tmp_path):
+    """Sizes each within its range, terabytes together (7.5e11 parameters): under ``ulimit -v``,
+    one line naming the keys before anything is written, not an allocator traceback."""
+    huge = ["model.d_model=16384", "model.encoder.layers=100", "model.encoder.ff_dim=65536",
+            "model.decoder.layers=100", "model.decoder.ff_dim=65536"]  # fmt: skip
+    exp = tmp_path / "exp"
+    result = run_asr("train", "--config", world.config, "--exp", exp, *[a for o in huge for a in ("--set", o)],
+                     "--device", "cpu", memory_limit=limit_for_extra(2 << 30), timeout=600)  # fmt: skip
+    line = assert_one_line_error(
+        result, "M parameters (model.d_model=16384, model.encoder.layers=100 of ff_dim 65536",
+        "model.decoder.layers=100 of ff_dim 65536", "data.max_batch_seconds=4", "would need about",
+        "lower model.d_model, model.encoder/decoder.layers or ff_dim, or data.max_batch_seconds",
+    )  # fmt: skip
+    assert float(line.split("would need about ")[1].split(" GiB")[0]) > 10_000  # 11 TiB of weights and their state
+    assert [p.name for p in exp.iterdir()] == [".lock"]  # the lock, never deleted; no config, tokenizer, CMVN or log
 
 
 def _tiny() -> list[str]:

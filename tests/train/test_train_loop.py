@@ -184,3 +184,40 @@ def test_resuming_with_another_tokenizer_in_both_places_is_refused_by_the_checkp
         shutil.copyfile(tmp_path / "other" / "tokenizer" / "tokenizer.model", target / "tokenizer.model")
     with pytest.raises(ValueError, match=r"last\.pt was trained with a different tokenizer than"):
         train(_config(corpus, "train.max_steps=2"), exp, device="cpu", console=QUIET)
+
+
+def test_a_resume_may_change_loader_settings_but_not_what_is_trained_on(toy_corpus, tmp_path):
+    import shutil
+
+    exp, speeds = tmp_path / "exp", ("augment.speed_perturb=true", "augment.speeds=[0.9,1.0,1.1]")
+    train(_config(toy_corpus, "train.max_steps=1", *speeds), exp, device="cpu", console=QUIET)
+    moved = shutil.copytree(toy_corpus["tokenizer"], tmp_path / "moved" / "tokenizer")
+    refused = {  # change -> the key the refusal names
+        f"data.train_manifest={tmp_path / 'other.jsonl'}": r"data\.train_manifest=.*train\.jsonl' but the config says .*other\.jsonl'",
+        "augment.speeds=[0.8,1.0,1.2]": r"augment\.speeds=\[0\.9, 1\.0, 1\.1\] but the config says \[0\.8, 1\.0, 1\.2\]",
+        "augment.speed_perturb=false": r"augment\.speed_perturb=True but the config says False",
+        "data.max_batch_seconds=3": r"data\.max_batch_seconds=4\.0 but the config says 3\.0",
+        "data.bucket_size=4": r"data\.bucket_size=8 but the config says 4",
+    }
+    for change, message in refused.items():
+        with pytest.raises(TrainingError, match=message + "; a resumed run must keep the model and what it is trained on"):
+            train(_config(toy_corpus, "train.max_steps=2", *speeds, change), exp, device="cpu", console=QUIET)
+    loader_only = ["data.num_workers=1", f"data.tokenizer={moved}", "data.vocab_size=35", "augment.freq_masks=1"]
+    summary = train(_config(toy_corpus, "train.max_steps=2", *speeds, *loader_only), exp, device="cpu", console=QUIET)
+    assert summary.steps == 2
+
+
+def test_from_shards_the_loader_workers_are_part_of_what_is_trained_on(tmp_path):
+    from asr.config import ExperimentConfig, to_dict
+    from asr.train.loop import _check_resumable
+
+    def config(**data):
+        return dataclasses.replace(ExperimentConfig(), data=dataclasses.replace(ExperimentConfig().data, **data))
+
+    saved = to_dict(config(train_shards="shards", num_workers=2))
+    _check_resumable(saved, config(train_shards="shards", num_workers=2, vocab_size=35), tmp_path)
+    with pytest.raises(TrainingError, match=r"data\.num_workers=2 but the config says 4"):  # each worker batches its own shards
+        _check_resumable(saved, config(train_shards="shards", num_workers=4), tmp_path)
+    with pytest.raises(TrainingError, match=r"data\.shard_window=1 but the config says 3"):
+        _check_resumable(saved, config(train_shards="shards", num_workers=2, shard_window=3), tmp_path)
+    _check_resumable(to_dict(config(num_workers=2)), config(num_workers=4, shard_window=3), tmp_path)  # manifest: loader only
