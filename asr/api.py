@@ -16,6 +16,8 @@ objects.
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 from pathlib import Path
 from typing import Any, Union
@@ -26,6 +28,7 @@ from torch import Tensor
 
 from asr.audio import load_audio
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.streaming import RecognitionStream, StreamError, StreamOptions
 from asr.decode.options import DecodeOptions, default_method
 from asr.experiment import CHECKPOINTS, load_for_inference
 from asr.transcribe import Transcription, segment_limit, transcribe_waves
@@ -128,6 +131,20 @@ class Recognizer:
         pieces = self.tokenizer.pieces(tokens) if spans else []
         words = words_from_spans(spans, pieces, self.tokenizer.decode, FrameClock.of(self.model))
         return snap_to_speech(words, speech_frames(wave.cpu(), self.sample_rate))
+
+    def stream(self, **options: Any) -> RecognitionStream:
+        """A live stream: ``accept(samples)`` (float samples at ``sample_rate``, any number at a
+        time) returns the partial text, ``finish()`` the final segments with word times.
+        Options are :class:`asr.decode.streaming.StreamOptions`' (chunk_ms, left_chunks, beam,
+        ctc_weight, rescore, endpoint_ms)."""
+        valid = [f.name for f in dataclasses.fields(StreamOptions)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise OptionError(f"unknown streaming option {unknown[0]!r}; valid options: {', '.join(valid)}")
+        try:
+            return RecognitionStream(self.model, self.tokenizer, StreamOptions(**options))
+        except StreamError as error:
+            raise OptionError(f"{self.exp_dir}: {error}") from None
 
     def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
         """Any accepted audio -> (S,) float32 at the model's rate, on the CPU."""

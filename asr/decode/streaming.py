@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -117,10 +118,13 @@ class RecognitionStream:
         return _Utterance(encoder, Prefixes.empty(1, self.options.beam, 1, self.device), start_frame)
 
     @torch.inference_mode()
-    def accept(self, samples: Tensor) -> str:
+    def accept(self, samples: Tensor | np.ndarray) -> str:
         """Append (S,) float samples at the model's rate; return the partial text of the current
         utterance (final segments so far are in ``segments``)."""
-        self.samples = torch.cat([self.samples, samples.to(self.device, torch.float32).reshape(-1)])
+        samples = torch.as_tensor(samples).to(self.device, torch.float32).reshape(-1)
+        if not bool(torch.isfinite(samples).all()):
+            raise StreamError("samples with NaN or Inf values")
+        self.samples = torch.cat([self.samples, samples])
         frames = int(frame_lengths(torch.tensor([self.samples.numel()]), self.n_fft, self.hop))
         if frames > 0:
             used = (frames - 1) * self.hop + self.n_fft
