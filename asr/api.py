@@ -17,6 +17,8 @@ objects.
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 from pathlib import Path
 from typing import Any, Union
@@ -27,6 +29,7 @@ from torch import Tensor
 
 from asr.audio import load_audio
 from asr.decode.align import Word
+from asr.decode.streaming import RecognitionStream, StreamError, StreamOptions
 from asr.decode.options import DecodeOptions, default_method
 from asr.decode.word_times import check_aligner, word_times
 from asr.experiment import CHECKPOINTS, load_for_inference
@@ -127,6 +130,20 @@ class Recognizer:
         tokens = self.tokenizer.encode(text)
         encoded, lengths = self.model.encode(wave[None], torch.tensor([wave.numel()], device=self.device))
         return word_times(self.model, self.tokenizer, aligner, encoded[0], int(lengths[0]), wave, tokens)
+
+    def stream(self, **options: Any) -> RecognitionStream:
+        """A live stream: ``accept(samples)`` (float samples at ``sample_rate``, any number at a
+        time) returns the partial text, ``finish()`` the final segments with word times.
+        Options are :class:`asr.decode.streaming.StreamOptions`' (chunk_ms, left_chunks, beam,
+        ctc_weight, rescore, endpoint_ms)."""
+        valid = [f.name for f in dataclasses.fields(StreamOptions)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise OptionError(f"unknown streaming option {unknown[0]!r}; valid options: {', '.join(valid)}")
+        try:
+            return RecognitionStream(self.model, self.tokenizer, StreamOptions(**options))
+        except StreamError as error:
+            raise OptionError(f"{self.exp_dir}: {error}") from None
 
     def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
         """Any accepted audio -> (S,) float32 at the model's rate, on the CPU."""

@@ -134,6 +134,19 @@ class AugmentConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class ChunkConfig(_Checked):
+    """Dynamic chunk training (WeNet's U2, Zhang et al. 2020, arXiv:2012.05481): each training
+    batch attends within chunks of a random size, so one model decodes with full context or
+    streaming in chunks. Sizes are in encoder frames (40 ms each at 4x subsampling of 10 ms)."""
+
+    dynamic: bool = False
+    max_frames: int = 25  # chunk sizes drawn uniformly from 1..max_frames
+    full_context_share: float = 0.5  # share of batches trained with full context
+    left_chunks: int = -1  # chunks of left context attended in training; -1 = all
+    random_left: bool = False  # draw the left context (0..all chunks) per batch instead
+
+
+@dataclass(frozen=True)
 class EncoderConfig(_Checked):
     layers: int = 12
     heads: int = 4
@@ -149,6 +162,7 @@ class EncoderConfig(_Checked):
     activation: Literal["relu", "gelu"] = "relu"
     type: Literal["transformer", "conformer"] = "transformer"
     conv_kernel: int = 31  # conformer: depthwise convolution kernel
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
 
 
 @dataclass(frozen=True)
@@ -308,6 +322,7 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
         "noise_prob": _FRACTION, "noise_snr": _between(-30.0, 100.0), "babble_talkers": _between(1, 64),
         "reverb_prob": _FRACTION, "reverb_rt60": (0.0, 10.0, True), "reverb_drr": _between(-30.0, 60.0),
     },
+    "ChunkConfig": {"max_frames": _between(1, 10000), "full_context_share": _FRACTION, "left_chunks": _between(-1, 10000)},
     "EncoderConfig": {
         "layers": _between(1, 100), "heads": _between(1, 128), "ff_dim": _between(1, 65536),
         "dropout": (0.0, 0.99, False), "conv_channels": _between(1, 8192),

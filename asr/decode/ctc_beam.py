@@ -49,16 +49,31 @@ class Prefixes:
             torch.zeros(utterances, beam, 2, dtype=torch.long, device=device), blank, torch.full_like(blank, NEG_INF),
         )  # fmt: skip
 
+    def with_capacity(self, tokens: int) -> Prefixes:
+        """The same prefixes with room for at least ``tokens`` tokens each (a prefix grows by at
+        most one token per frame)."""
+        spare = tokens - self.tokens.shape[2]
+        if spare <= 0:
+            return self
+        grown = torch.nn.functional.pad(self.tokens, (0, spare))
+        return Prefixes(grown, self.length, self.last, self.hashes, self.blank, self.label)
+
 
 def ctc_prefix_beam_search_batch(
     log_probs: Tensor, lengths: Tensor, beam: int, blank: int = BLANK_ID
 ) -> list[list[tuple[list[int], float]]]:
     """log_probs (N, T, V), lengths (N,) valid frames -> per utterance up to ``beam``
     (tokens, log-prob) pairs, best first: the beam's own estimates, as in the reference."""
+    prefixes = Prefixes.empty(log_probs.shape[0], beam, log_probs.shape[1], log_probs.device)
+    return prefix_results(advance_prefixes(prefixes, log_probs, lengths, beam, blank))
+
+
+def advance_prefixes(prefixes: Prefixes, log_probs: Tensor, lengths: Tensor, beam: int, blank: int = BLANK_ID) -> Prefixes:
+    """The prefixes after ``lengths`` (N,) more frames of log_probs (N, T, V): a whole utterance,
+    or the next chunk of a stream (:mod:`asr.decode.streaming`)."""
     utts, time, vocab = log_probs.shape
-    k = min(beam, vocab)
-    top_p, top_labels = log_probs.double().topk(k, dim=-1)  # (N, T, k)
-    prefixes = Prefixes.empty(utts, beam, time, log_probs.device)
+    top_p, top_labels = log_probs.double().topk(min(beam, vocab), dim=-1)  # (N, T, k)
+    prefixes = prefixes.with_capacity(int(prefixes.length.max()) + time)
     for t in range(time):
         grown = _step(prefixes, top_p[:, t], top_labels[:, t], beam, blank)
         active = (t < lengths)[:, None]  # (N, 1): an utterance past its end keeps its prefixes
@@ -66,7 +81,7 @@ def ctc_prefix_beam_search_batch(
             *(torch.where(active[..., None] if old.dim() == 3 else active, new, old)
               for old, new in zip(_fields(prefixes), _fields(grown)))
         )  # fmt: skip
-    return _results(prefixes)
+    return prefixes
 
 
 def _fields(p: Prefixes) -> tuple[Tensor, ...]:
@@ -157,7 +172,7 @@ def _grow(
     )
 
 
-def _results(p: Prefixes) -> list[list[tuple[list[int], float]]]:
+def prefix_results(p: Prefixes) -> list[list[tuple[list[int], float]]]:
     score = torch.logaddexp(p.blank, p.label)  # (N, B), best first already (topk sorts)
     results = []
     for tokens, lengths, scores in zip(p.tokens.tolist(), p.length.tolist(), score.tolist()):

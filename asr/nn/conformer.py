@@ -146,6 +146,8 @@ class ConformerEncoder(nn.Module):
     def __init__(self, n_mels: int, config: ModelConfig):
         super().__init__()
         enc = config.encoder
+        if enc.chunk.dynamic:  # its depthwise convolution sees the next chunk's frames
+            raise ValueError("model.encoder.chunk.dynamic needs model.encoder.type transformer (the Conformer's convolution is not causal)")
         self.d_model = config.d_model
         self.subsampling = ConvSubsampling(n_mels, config.d_model, enc.conv_channels, enc.subsampling)
         self.dropout = Dropout(enc.dropout)
