@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 TEMP_PREFIX = ".asr-tmp-"
 
@@ -77,6 +77,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """``atomic_path`` opened for binary writing. Give ``torch.save`` this file object, not a
+    path: writing a path itself, torch reports a full disk as an opaque RuntimeError
+    ("unexpected pos"); through a Python file the OSError (ENOSPC) comes through."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        yield f
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -184,7 +193,8 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_dead(path.parent, path.name)
         tmp.mkdir()
-        yield tmp
+        with _named_as(tmp, path):
+            yield tmp
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
@@ -197,6 +207,16 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _named_as(tmp: Path, path: Path) -> Iterator[None]:
+    """An error about a file written into the temporary folder ``tmp`` names it where it was
+    going (``path``/name): the temporary folder is gone by the time the user reads it."""
+    try:
+        yield
+    except (DiskFullError, OutputPathError) as err:
+        raise type(err)(str(err).replace(str(tmp), str(path))) from err.__cause__
 
 
 def sweep_dead(directory: str | Path, name: str = "") -> list[Path]:

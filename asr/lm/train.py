@@ -96,8 +96,8 @@ def train_lm(
 
 
 def save_lm(model: TransformerLM, tokenizer: Tokenizer, out_dir: Path, options: LMTrainOptions) -> None:
-    with files.atomic_path(out_dir / LM_FILE) as tmp:
-        torch.save({**model.state(), "options": asdict(options)}, tmp)
+    with files.atomic_file(out_dir / LM_FILE) as f:
+        torch.save({**model.state(), "options": asdict(options)}, f)
     tokenizer.save(out_dir / TOKENIZER)
 
 

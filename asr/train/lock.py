@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from asr import files
 from asr.train.errors import TrainingError
 
 
@@ -28,6 +29,16 @@ class ExperimentBusy(TrainingError):
 def _holder() -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     return f"pid {os.getpid()} on host {socket.gethostname()} since {started}"
+
+
+def _write_holder(fd: int, path: Path) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (_holder() + "\n").encode(), 0)
+        os.fsync(fd)
+    except OSError as err:  # a full disk: one line, and the lock is released on the way out
+        files.raise_fixable(err, path)
+        raise
 
 
 @contextlib.contextmanager
@@ -48,9 +59,7 @@ def experiment_lock(path: str | Path, console: Console | None = None) -> Iterato
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         if previous and console is not None:
             console.print(f"[yellow]taking over the lock of {path.parent} from {previous}, which is no longer running[/yellow]")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (_holder() + "\n").encode(), 0)
-        os.fsync(fd)
+        _write_holder(fd, path)
         try:
             yield
         finally:

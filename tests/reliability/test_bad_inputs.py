@@ -270,3 +270,11 @@ def test_decode_never_replaces_a_folder_that_is_not_a_decode_output(world, tmp_p
     args = ["decode", "--exp", world.exp, "--manifest", world.test_manifest, "--out", tmp_path, "--method", "ctc_greedy"]
     assert_one_line_error(asr(*args), str(tmp_path), "not the output of an earlier decode")
     assert snapshot(tmp_path) == before
+
+
+def test_tokenizer_train_never_replaces_a_folder_that_is_not_a_tokenizer(world, tmp_path):
+    (tmp_path / "notes.txt").write_text("my thesis\n")
+    before = snapshot(tmp_path)
+    args = ["tokenizer", "train", "--manifest", world.train_manifest, "--vocab-size", "20", "--out", tmp_path]
+    assert_one_line_error(asr(*args), str(tmp_path), "notes.txt", "not a tokenizer's file")
+    assert snapshot(tmp_path) == before
