@@ -13,6 +13,8 @@ import errno
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -217,6 +219,25 @@ def _named_as(tmp: Path, path: Path) -> Iterator[None]:
         yield
     except (DiskFullError, OutputPathError) as err:
         raise type(err)(str(err).replace(str(tmp), str(path))) from err.__cause__
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143) (as Ctrl-C raises KeyboardInterrupt), so
+    that the clean-up of temporary files and folders runs; by default the process would die at
+    once and leave them. Only the main thread can take signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def sweep_dead(directory: str | Path, name: str = "") -> list[Path]:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from asr.text.whisper_bpe import token_text
 from asr.whisper.ct2 import read_ct2
-from asr.whisper.dims import WhisperDims
+from asr.whisper.dims import DIM_RANGES, WhisperDims, check_dims
 
 LANGUAGE_CODES = (
     "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr "
@@ -93,6 +93,7 @@ def read_openai(path: Path, tokenizer: str | Path | None) -> WhisperSource:
         dims = WhisperDims(**checkpoint["dims"])
     except TypeError as err:
         raise SourceError(f"{path}: bad dims: {err}") from None
+    check_dims(dims, str(path), {field: f"dims.{field}" for field in DIM_RANGES})
     state = {k: v.float() for k, v in checkpoint["model_state_dict"].items()}
     vocab = Path(tokenizer) if tokenizer else _find_vocab(path.parent, path)
     return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
@@ -129,18 +130,21 @@ def _hf_name(name: str) -> str | None:
     return None
 
 
+_HF_DIMS = {"n_mels": "num_mel_bins", "n_audio_ctx": "max_source_positions", "n_audio_state": "d_model",
+            "n_audio_head": "encoder_attention_heads", "n_audio_layer": "encoder_layers", "n_vocab": "vocab_size",
+            "n_text_ctx": "max_target_positions", "n_text_state": "d_model",
+            "n_text_head": "decoder_attention_heads", "n_text_layer": "decoder_layers"}  # fmt: skip
+
+
 def read_transformers(folder: Path, tokenizer: str | Path | None) -> WhisperSource:
     config = _read_json(folder / "config.json")
+    if not isinstance(config, dict):
+        raise SourceError(f"{folder / 'config.json'}: not a Whisper config (not a JSON object)")
     try:
-        dims = WhisperDims(
-            n_mels=config["num_mel_bins"], n_audio_ctx=config["max_source_positions"],
-            n_audio_state=config["d_model"], n_audio_head=config["encoder_attention_heads"],
-            n_audio_layer=config["encoder_layers"], n_vocab=config["vocab_size"],
-            n_text_ctx=config["max_target_positions"], n_text_state=config["d_model"],
-            n_text_head=config["decoder_attention_heads"], n_text_layer=config["decoder_layers"],
-        )  # fmt: skip
+        dims = WhisperDims(**{field: config[key] for field, key in _HF_DIMS.items()})
     except KeyError as err:
         raise SourceError(f"{folder / 'config.json'}: not a Whisper config (no {err.args[0]})") from None
+    check_dims(dims, str(folder / "config.json"), _HF_DIMS)  # before gigabytes of weights are read
     weights = _read_hf_weights(folder)
     state = {new: value.float() for name, value in weights.items() if (new := _hf_name(name))}
     vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
@@ -179,6 +183,7 @@ def read_ctranslate2(folder: Path, tokenizer: str | Path | None) -> WhisperSourc
             n_text_ctx=v["decoder/position_encodings/encodings"].shape[0], n_text_state=d,
             n_text_head=int(v["decoder/num_heads"]), n_text_layer=dec_layers,
         )  # fmt: skip
+        check_dims(dims, str(path), _CT2_DIMS)
         state = _ct2_state(v, dims)
     except KeyError as err:
         raise SourceError(f"{path}: no variable {err.args[0]} (not a Whisper model?)") from None
@@ -186,6 +191,10 @@ def read_ctranslate2(folder: Path, tokenizer: str | Path | None) -> WhisperSourc
         raise SourceError(f"{path}: tensor shapes do not fit a Whisper model: {err}") from None
     vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
     return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
+
+
+_CT2_DIMS = {"n_audio_head": "encoder/num_heads", "n_text_head": "decoder/num_heads",
+             "n_mels": "encoder/conv1/weight's 2nd dimension", "n_vocab": "decoder/embeddings/weight's rows"}  # fmt: skip
 
 
 def _ct2_state(v: dict[str, Tensor], dims: WhisperDims) -> dict[str, Tensor]:
