@@ -23,6 +23,9 @@ BAD_RECORDS = {
     "null text": ({"text": None}, "text must be a string"),
     "number id": ({"id": 7}, "id must be a string"),
     "empty audio path": ({"audio": ""}, "audio is empty"),
+    "TAB in id": ({"id": "1-2\t0001"}, "id '1-2\\t0001' holds a TAB"),
+    "newline in id": ({"id": "1-2\n0001"}, "holds a newline"),
+    "line separator in id": ({"id": "1-2\u20280001"}, "U+2028"),
 }
 
 
@@ -54,6 +57,19 @@ def _assert_nothing_made(out: Path, command: str) -> None:
         assert not (out / "checkpoints").exists() and not (out / "cmvn.json").exists()
     else:
         assert not out.exists()
+
+
+def test_prepare_jsonl_lists_ids_with_control_characters_as_rejected(tmp_path):
+    wav = write_wave(tmp_path / "a.wav", speechlike(1.0))
+    src = tmp_path / "mine.jsonl"
+    ids = ["good-1", "tab\tid", "new\nline", "bell\x07", "good-2"]
+    src.write_text("".join(json.dumps({"id": i, "audio": str(wav), "text": "HELLO"}) + "\n" for i in ids))
+    result = asr("prepare", "jsonl", src, "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.stderr
+    manifest = [json.loads(line) for line in (tmp_path / "m" / "mine.jsonl").read_text().splitlines()]
+    assert [u["id"] for u in manifest] == ["good-1", "good-2"]
+    rejected = (tmp_path / "m" / "mine.rejected.tsv").read_text().splitlines()
+    assert rejected == ["path\treason", *(f"{src}:{n}\tcontrol character (TAB, newline, ...) in the id" for n in (2, 3, 4))]
 
 
 @pytest.mark.parametrize("command", ["decode", "wer", "tokenizer", "train"])
