@@ -28,7 +28,7 @@ from asr.audio import load_audio
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
 from asr.decode.options import DecodeOptions, default_method
 from asr.experiment import CHECKPOINTS, load_for_inference
-from asr.transcribe import Transcription, segment_limit, transcribe_waves
+from asr.transcribe import Transcription, check_segment_seconds, segment_limit, transcribe_waves
 from asr.vad import speech_frames
 from asr.whisper.language import decoding_language, model_languages, prompt_language
 
@@ -105,6 +105,7 @@ class Recognizer:
     def decode_batch(self, audios: list[Audio], sample_rate: int | None = None, **options: Any) -> list[Transcription]:
         """Several recordings at once: their segments share decoding batches (``batch_size``)."""
         decode, pipeline = decode_options(self.has_ctc, **options)
+        check_segment_seconds(pipeline["segment_seconds"])
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)

@@ -40,6 +40,8 @@ from asr.whisper.language import decoding_language
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
+# Shorter segments cut most words in two (and an hour of audio into tens of thousands of pieces).
+MIN_SEGMENT_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Candidate:
@@ -231,13 +233,15 @@ def display_path(path: str | Path) -> str:
 
 
 def check_segment_seconds(segment_seconds: float | None) -> None:
-    """None (the longest training utterance) or a length in (0, MAX_SEGMENT_SECONDS]."""
+    """None (the longest training utterance) or a length in [MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS]."""
     if segment_seconds is None:
         return
-    if not (isinstance(segment_seconds, (int, float)) and 0 < segment_seconds <= MAX_SEGMENT_SECONDS):
+    number = isinstance(segment_seconds, (int, float)) and not isinstance(segment_seconds, bool)
+    if not (number and MIN_SEGMENT_SECONDS <= segment_seconds <= MAX_SEGMENT_SECONDS):
         raise ValueError(
-            f"--segment-seconds must be > 0 and <= {MAX_SEGMENT_SECONDS:g}, got {segment_seconds!r} "
-            "(segment_seconds: longer audio is cut into segments of at most this length)"
+            f"--segment-seconds must be from {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} seconds, got "
+            f"{segment_seconds!r} (segment_seconds: longer audio is cut into segments of at most this length; "
+            "shorter ones would cut words in two)"
         )
 
 

@@ -215,10 +215,19 @@ def test_unknown_or_absent_devices(world, tmp_path, command, device):
     _assert_nothing_made(tmp_path / "out", command)
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "1e9"])
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "1e9", "0.05", "0.999"])
 def test_transcribe_segment_seconds_out_of_range(world, tmp_path, value):
     wav = write_wave(tmp_path / "a.wav", speechlike(1.0))
-    assert_one_line_error(asr("transcribe", "--exp", world.exp, wav, "--segment-seconds", value), "--segment-seconds")
+    line = assert_one_line_error(asr("transcribe", "--exp", world.exp, wav, "--segment-seconds", value), "--segment-seconds")
+    assert "from 1 to 600 seconds" in line
+
+
+@pytest.mark.parametrize("value", [0.05, 0.0, float("nan")])
+def test_api_segment_seconds_out_of_range(world, value):
+    import asr as api
+
+    with pytest.raises(ValueError, match="segment_seconds.*from 1 to 600 seconds|from 1 to 600 seconds.*segment_seconds"):
+        api.load(world.exp).transcribe(speechlike(1.0), segment_seconds=value, method="ctc_greedy")
 
 
 @pytest.mark.parametrize(
