@@ -37,6 +37,16 @@ SILENT = "silent audio (no sample above -80 dBFS)"
 # silence (a few least significant bits, 2**-15 = -90 dBFS).
 SILENCE_PEAK = 1e-4
 _BLOCK = 1 << 16  # frames read at a time when scanning a whole file
+# Sample rates audio may have: telephone speech is 8 kHz, studio recordings up to 384 kHz.
+# Beyond them is a mistake (1 Hz would resample one second of samples into gigabytes).
+MIN_RATE, MAX_RATE = 1000, 384_000
+
+
+def rate_problem(rate: int) -> str | None:
+    """Why ``rate`` (Hz) is not a sample rate audio can have, or None."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        return f"is not a sample rate from {MIN_RATE} to {MAX_RATE} Hz"
+    return None
 
 
 def content_problem(wave: torch.Tensor, expect_speech: bool) -> str | None:
@@ -98,6 +108,8 @@ def load_audio(
     """
     path = Path(path)
     frames, rate, channels = audio_info(path)
+    if problem := rate_problem(rate):
+        raise AudioError(f"{path}: the header's sample rate {rate} Hz {problem}")
     resampled = frames * (sample_rate or rate) // max(1, rate)
     require(  # data, its mono mix and the resampled copy, in float32
         4 * (frames * channels + frames + 2 * resampled),
