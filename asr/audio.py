@@ -33,6 +33,7 @@ class AudioContentError(AudioError):
 # Content problems, as written in rejection reports (.rejected.tsv).
 NONFINITE = "non-finite audio (NaN or Inf samples)"
 SILENT = "silent audio (no sample above -80 dBFS)"
+EMPTY = "empty audio (no samples)"  # where speech is expected: as silent as silence
 # -80 dBFS: below the quietest speech in any corpus, above the dither of a 16-bit recording of
 # silence (a few least significant bits, 2**-15 = -90 dBFS).
 SILENCE_PEAK = 1e-4
@@ -50,10 +51,10 @@ def rate_problem(rate: int) -> str | None:
 
 
 def content_problem(wave: torch.Tensor, expect_speech: bool) -> str | None:
-    """Why a decoded waveform (any shape) cannot be used, or None. Empty audio is not judged
-    here (it has its own handling): only non-finite samples, and silence when speech is expected."""
+    """Why a decoded waveform (any shape) cannot be used, or None: non-finite samples, and no
+    samples or only silence when speech is expected."""
     if wave.numel() == 0:
-        return None
+        return EMPTY if expect_speech else None
     if not bool(torch.isfinite(wave).all()):
         return NONFINITE
     if expect_speech and float(wave.abs().max()) < SILENCE_PEAK:
@@ -75,7 +76,7 @@ def scan_file(f: sf.SoundFile, expect_speech: bool) -> tuple[int, str | None]:
         return frames, NONFINITE
     if frames and expect_speech and peak < SILENCE_PEAK:
         return frames, SILENT
-    return frames, None
+    return frames, EMPTY if expect_speech and not frames else None
 
 
 def _check_exists(path: Path) -> None:

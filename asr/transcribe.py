@@ -17,6 +17,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from rich.console import Console
@@ -154,13 +155,15 @@ def transcribe_waves(
     timestamps: bool = True,
     vad: bool = True,
     names: list[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Transcription]:
     """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
 
     Segments are at most ``segment_seconds`` long: the speech regions found by :mod:`asr.vad`,
     or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the ``nbest`` best
     hypotheses of each segment; ``timestamps`` False skips the forced alignment (no words, no
-    confidences). ``names`` become each result's ``path``.
+    confidences). ``names`` become each result's ``path``. ``on_progress(done, total)`` is
+    called with the segments decoded so far, before the first batch and after each.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
@@ -170,6 +173,8 @@ def transcribe_waves(
     results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
     cut = vad_segments if vad else segment_bounds
     pieces = [(i, b) for i, wave in enumerate(waves) for b in cut(wave, rate, segment_seconds)]
+    report = on_progress or (lambda done, total: None)
+    report(0, len(pieces))
     for first in range(0, len(pieces), options.batch_size):
         batch = pieces[first : first + options.batch_size]
         segments = _decode_segments(
@@ -177,6 +182,7 @@ def transcribe_waves(
         )
         for (i, _), segment in zip(batch, segments):
             results[i].segments.append(segment)
+        report(first + len(batch), len(pieces))
     for result in results:
         result.text = " ".join(s.text for s in result.segments if s.text)
     return results
@@ -275,14 +281,20 @@ def transcribe_files(
     results = []
     with decoding_language(model, tokenizer, language), counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
+        segments = progress.add_task("segments", total=None, visible=False)  # of the file being read
         for path in paths:
             try:  # a file that is there to be transcribed is expected to hold speech
                 wave, _ = load_audio(path, rate, expect_speech=True)
+
+                def show(done: int, total: int, name: str = display_path(path)) -> None:
+                    progress.update(segments, description=f"  segments of {name}", completed=done, total=total, visible=total > 1)
+
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
-                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)],
+                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)], on_progress=show,
                 )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
                 results.append(Transcription(display_path(path), error=display_path(str(err))))
+            progress.update(segments, visible=False)
             progress.advance(task)
     return results
