@@ -145,14 +145,18 @@ def prepare_librispeech(
     base_url: Annotated[str, typer.Option(help="Download mirror (the tarballs are <base-url>/<subset>.tar.gz).")] = "https://www.openslr.org/resources/12",
     workers: Annotated[int, typer.Option(help="Parallel workers reading audio metadata.")] = 4,
     sample_rate: Annotated[int, typer.Option(help="Expected sample rate; other rates are rejected.")] = 16000,
+    trust_layout: Annotated[bool, typer.Option("--trust-layout", help="Use subsets without a .complete marker as they are, unchecked: for your own data in LibriSpeech layout (official subsets are checked against the official counts instead).")] = False,
 ) -> None:
-    """Write one JSONL manifest per LibriSpeech subset (optionally downloading it first)."""
+    """Write one JSONL manifest per LibriSpeech subset (optionally downloading it first).
+
+    An existing copy, even read-only, is used where it is: nothing is written under --root
+    (without --download), only to --out."""
     from asr.data.librispeech import prepare_librispeech as prepare, print_summary
 
     names = [s.strip() for s in subsets.split(",") if s.strip()]
     reports = prepare(
         root, names, out, download=download, base_url=base_url, num_workers=workers,
-        sample_rate=sample_rate, console=console,
+        sample_rate=sample_rate, console=console, trust_layout=trust_layout,
     )
     print_summary(reports, stdout)
 

@@ -162,7 +162,7 @@ def _librispeech_args(tmp: Path) -> list[str]:
     return ["prepare", "librispeech", "--root", tmp / "corpus",
             "--subsets", " dev-clean, test-other,,train-clean-100 ", "--out", tmp / "manifests",
             "--download", "--base-url", "http://mirror.example/12", "--workers", "3",
-            "--sample-rate", "8000"]  # fmt: skip
+            "--sample-rate", "8000", "--trust-layout"]  # fmt: skip
 
 
 def _synthetic_args(tmp: Path) -> list[str]:
@@ -466,7 +466,7 @@ def test_prepare_librispeech_options_reach_the_library(tmp_path, monkeypatch):
     assert Path(root) == tmp_path / "corpus" and Path(out) == tmp_path / "manifests"
     assert subsets == ["dev-clean", "test-other", "train-clean-100"]  # split, blanks dropped
     assert kwargs["download"] is True and kwargs["base_url"] == "http://mirror.example/12"
-    assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000
+    assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000 and kwargs["trust_layout"] is True
 
 
 @pytest.mark.parametrize("command, module, function, make_args", [
@@ -517,7 +517,7 @@ def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatc
     monkeypatch.setattr(asr.data.librispeech, "print_summary", Recorder())
     assert _invoke(["prepare", "librispeech", "--root", tmp_path, "--subsets", "dev-clean"]).exit_code == 0
     _, kwargs = record.only_call
-    assert kwargs["download"] is False and kwargs["sample_rate"] == 16000
+    assert kwargs["download"] is False and kwargs["sample_rate"] == 16000 and kwargs["trust_layout"] is False
 
 
 def test_prepare_synthetic_options_reach_the_library(tmp_path, monkeypatch):

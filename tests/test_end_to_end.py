@@ -109,7 +109,7 @@ def test_an_lm_of_the_corpus_sentences_lowers_the_test_wer_at_the_same_beam(reci
 
 
 # --------------------------------------------------------------------------- word times, long audio
-# (the trained model of the recipe; README "Word times and subtitles" and "Long audio")
+# (the trained model of the recipe; docs/transcription.md, "Word times" and "Long audio")
 
 
 def test_word_times_land_within_100_ms_of_the_synthesised_silence_boundaries(recipe):
