@@ -39,8 +39,9 @@ def test_unusable_samples_are_refused(recognizer, audio, error, message):
 
 @pytest.mark.parametrize("rate", [0, 1, -16000, 16000.5, 999, 384001, float("nan"), "16000", True])
 def test_sample_rates_outside_1000_to_384000_hz_are_refused(recognizer, rate):
+    short = ONE_SECOND[:160]  # were it resampled from 1 Hz after all: megabytes, not gigabytes
     with pytest.raises(AudioInputError, match=f"sample_rate={rate!r} is not a .*from 1000 to 384000"):
-        recognizer.transcribe(ONE_SECOND, sample_rate=rate, method="ctc_greedy")
+        recognizer.transcribe(short, sample_rate=rate, method="ctc_greedy")
 
 
 def test_a_whole_float_or_numpy_sample_rate_is_a_sample_rate(recognizer):
