@@ -9,7 +9,8 @@
 
 Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the decoding
 options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest``,
-``timestamps``, ``vad`` and ``language`` (a multilingual Whisper model's language for that call;
+``timestamps``, ``align`` ("ctc" or "cross-attention": which alignment gives the word times),
+``vad`` and ``language`` (a multilingual Whisper model's language for that call;
 :attr:`Recognizer.languages` lists the codes). Results are :class:`asr.transcribe.Transcription`
 objects.
 """
@@ -24,11 +25,11 @@ import torch
 from torch import Tensor
 
 from asr.api_input import Audio, AudioInputError, AudioShapeError, audio_name, to_mono, wave_of  # noqa: F401 (re-exported)
-from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.align import Word
 from asr.decode.options import DecodeOptions, default_method
+from asr.decode.word_times import check_aligner, word_times
 from asr.experiment import CHECKPOINTS, load_for_inference
 from asr.transcribe import Transcription, check_segment_seconds, segment_limit, transcribe_waves
-from asr.vad import speech_frames
 from asr.whisper.language import decoding_language, model_languages, prompt_language
 
 # The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
@@ -44,10 +45,11 @@ DEFAULTS: dict[str, Any] = {
     "segment_seconds": None,  # None: the longest training utterance of the experiment
     "nbest": 1,
     "timestamps": True,
+    "align": None,  # None: ctc where the model has a CTC head, else cross-attention
     "vad": True,
     "language": None,  # None: the experiment's (multilingual Whisper models; asr.whisper.language)
 }
-_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "vad", "language")
+_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "align", "vad", "language")
 
 
 class OptionError(ValueError):
@@ -76,7 +78,8 @@ class Recognizer:
 
     @property
     def has_ctc(self) -> bool:
-        """Imported Whisper models have no CTC head until fine-tuned: no word times then."""
+        """Imported Whisper models have no CTC head until fine-tuned (their word times come
+        from cross-attention then)."""
         return getattr(self.model, "ctc", None) is not None
 
     @property
@@ -113,19 +116,15 @@ class Recognizer:
             return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
 
     @torch.inference_mode()
-    def align(self, audio: Audio, text: str, sample_rate: int | None = None) -> list[Word]:
-        """Word times of a known transcript ``text`` in ``audio`` (CTC forced alignment).
-        Empty when the text has more tokens than the audio has encoder frames."""
-        if not self.has_ctc:
-            raise OptionError(f"{self.exp_dir}: the model has no CTC head (fine-tune it with one) to align text with")
+    def align(self, audio: Audio, text: str, sample_rate: int | None = None, align: str | None = None) -> list[Word]:
+        """Word times of a known transcript ``text`` in ``audio``, by ``align`` ("ctc" or
+        "cross-attention"; None: ctc where the model has a CTC head). Empty when the text has
+        more tokens than the audio has encoder frames (ctc)."""
+        aligner = check_aligner(align, self.model)
         wave = self.load_wave(audio, sample_rate).to(self.device)
         tokens = self.tokenizer.encode(text)
         encoded, lengths = self.model.encode(wave[None], torch.tensor([wave.numel()], device=self.device))
-        log_probs = self.model.ctc_log_probs(encoded)[0, : int(lengths[0])]  # (T', V)
-        spans = align_tokens(log_probs, tokens)
-        pieces = self.tokenizer.pieces(tokens) if spans else []
-        words = words_from_spans(spans, pieces, self.tokenizer.decode, FrameClock.of(self.model))
-        return snap_to_speech(words, speech_frames(wave.cpu(), self.sample_rate))
+        return word_times(self.model, self.tokenizer, aligner, encoded[0], int(lengths[0]), wave, tokens)
 
     def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
         """Any accepted audio -> (S,) float32 at the model's rate, on the CPU; what cannot be

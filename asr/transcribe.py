@@ -3,9 +3,10 @@
 Audio is read at the model's sample rate (any rate soundfile reads, stereo mixed down). Audio
 longer than ``segment_seconds`` is cut into segments at the quietest 10 ms frame of the last
 third of each window, so cuts tend to fall in pauses rather than inside words. Segments of all
-inputs are decoded together in batches; each segment's best hypothesis is then force-aligned
-with the CTC head (:mod:`asr.decode.align`) for word times and confidences, and the segment
-texts are joined with spaces.
+inputs are decoded together in batches; each segment's best hypothesis is then aligned, by the
+CTC head (:mod:`asr.decode.align`) or the decoder's cross-attention
+(:mod:`asr.decode.attention_align`), for word times and confidences, and the segment texts are
+joined with spaces.
 
 :func:`transcribe_waves` is the one pipeline; ``asr transcribe`` (:func:`transcribe_files`) and
 the Python API (:mod:`asr.api`) both call it.
@@ -26,11 +27,12 @@ from torch import Tensor
 from asr.audio import AudioError, load_audio
 from asr.config import ExperimentConfig
 from asr.data.dataset import pad
-from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.align import Word
 from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import encode, search_encoded
+from asr.decode.word_times import check_aligner, word_times
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
@@ -155,20 +157,24 @@ def transcribe_waves(
     timestamps: bool = True,
     vad: bool = True,
     names: list[str] | None = None,
+    align: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Transcription]:
     """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
 
     Segments are at most ``segment_seconds`` long: the speech regions found by :mod:`asr.vad`,
     or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the ``nbest`` best
-    hypotheses of each segment; ``timestamps`` False skips the forced alignment (no words, no
-    confidences). ``names`` become each result's ``path``. ``on_progress(done, total)`` is
-    called with the segments decoded so far, before the first batch and after each.
+    hypotheses of each segment; ``timestamps`` False skips the alignment (no words, no
+    confidences). ``align``: "ctc" or "cross-attention" (None: ctc where the model has a CTC
+    head, :mod:`asr.decode.word_times`). ``names`` become each result's ``path``.
+    ``on_progress(done, total)`` is called with the segments decoded so far, before the first
+    batch and after each.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
     if nbest < 1:
         raise ValueError(f"nbest must be at least 1, got {nbest}")
+    aligner = check_aligner(align, model) if timestamps else None
     rate = model.config.features.sample_rate
     results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
     cut = vad_segments if vad else segment_bounds
@@ -178,7 +184,7 @@ def transcribe_waves(
     for first in range(0, len(pieces), options.batch_size):
         batch = pieces[first : first + options.batch_size]
         segments = _decode_segments(
-            model, tokenizer, [(waves[i], bounds) for i, bounds in batch], options, nbest, timestamps
+            model, tokenizer, [(waves[i], bounds) for i, bounds in batch], options, nbest, aligner
         )
         for (i, _), segment in zip(batch, segments):
             results[i].segments.append(segment)
@@ -195,28 +201,23 @@ def _decode_segments(
     pieces: list[tuple[Tensor, tuple[int, int]]],
     options: DecodeOptions,
     nbest: int,
-    timestamps: bool,
+    aligner: str | None,
 ) -> list[Segment]:
-    """Decode segments (wave, (start, end) samples) as one batch -> one Segment each."""
+    """Decode segments (wave, (start, end) samples) as one batch -> one Segment each; with an
+    ``aligner`` ("ctc", "cross-attention"), the best hypothesis gets word times."""
     device = next(model.parameters()).device
     rate = model.config.features.sample_rate
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
     encoded, enc_lengths = encode(model, waves.to(device), lengths.to(device), options.precision)
     hyps = search_encoded(model, encoded, enc_lengths, options)
-    # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
-    has_ctc = getattr(model, "ctc", None) is not None
-    log_probs = model.ctc_log_probs(encoded) if timestamps and has_ctc else None  # (B, T', V)
-    clock = FrameClock.of(model) if log_probs is not None else None
     segments = []
     for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):
         best = nbest_list[0]
         segment = Segment(start / rate, end / rate, hypothesis_text(tokenizer, best.tokens))
         segment.nbest = [_candidate(tokenizer, h) for h in nbest_list[:nbest]]
-        if log_probs is not None and best.tokens:
-            spans = align_tokens(log_probs[b, : int(enc_lengths[b])], best.tokens)
-            pieces_b = tokenizer.pieces(best.tokens) if spans else []
-            words = words_from_spans(spans, pieces_b, tokenizer.decode, clock, start / rate)
-            segment.words = snap_to_speech(words, speech_frames(wave[start:end], rate), offset=start / rate)
+        if aligner is not None:
+            memory, length = encoded[b], int(enc_lengths[b])
+            segment.words = word_times(model, tokenizer, aligner, memory, length, wave[start:end], best.tokens, start / rate)
             if segment.words:
                 segment.confidence = sum(w.confidence for w in segment.words) / len(segment.words)
         segments.append(segment)
@@ -264,14 +265,18 @@ def transcribe_files(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     language: str | None = None,
+    align: str | None = None,
 ) -> list[Transcription]:
     """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
     ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
     training utterance. ``language``: a multilingual Whisper model's language for this run
-    (asr.whisper.language; None: the experiment's)."""
+    (asr.whisper.language; None: the experiment's). ``align``: the word-time aligner (None:
+    ctc where the model has a CTC head, else cross-attention)."""
     check_segment_seconds(segment_seconds)
     console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    if timestamps:
+        check_aligner(align, model)  # before any file is read
     segment_seconds, warning = segment_limit(exp_dir, config, segment_seconds)
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, markup=True)
@@ -291,7 +296,8 @@ def transcribe_files(
 
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
-                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)], on_progress=show,
+                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)], align=align,
+                    on_progress=show,
                 )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
                 results.append(Transcription(display_path(path), error=display_path(str(err))))

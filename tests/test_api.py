@@ -41,7 +41,7 @@ def test_the_api_defaults_are_the_cli_defaults():
     options, pipeline = decode_options()
     assert options == DecodeOptions()  # and DecodeOptions() has the CLI's defaults (ESPnet's ranking)
     assert decode_options(has_ctc=False)[0].method == "attention_beam"  # no CTC head: as the CLI does
-    assert pipeline == {"segment_seconds": None, "nbest": 1, "timestamps": True, "vad": True, "language": None}
+    assert pipeline == {"segment_seconds": None, "nbest": 1, "timestamps": True, "align": None, "vad": True, "language": None}
     assert decode_options(length_bonus=0.5)[0].length_norm is False  # exclusive, as in the CLI
 
 
@@ -84,6 +84,19 @@ def test_words_have_ordered_times_inside_their_segments_and_confidences(recogniz
     assert result.confidence == pytest.approx(np.mean([w.confidence for w in result.words]))
     plain = recognizer.transcribe(_speechlike(2.0), method="joint_beam", beam=3, timestamps=False)
     assert plain.text == result.text and plain.words == [] and plain.confidence is None
+
+
+def test_cross_attention_times_the_same_words_in_order(recognizer):
+    """--align cross-attention (asr.decode.attention_align) on a native model: the words of the
+    text, ordered, inside the audio, with confidences; ctc stays the default there."""
+    by_ctc = recognizer.transcribe(_speechlike(2.0), method="joint_beam", beam=3)
+    result = recognizer.transcribe(_speechlike(2.0), method="joint_beam", beam=3, align="cross-attention")
+    assert result.text == by_ctc.text and [w.text for w in result.words] == result.text.split()
+    assert result.words != by_ctc.words  # another aligner, other times
+    assert all(a.end <= b.start for a, b in zip(result.words, result.words[1:]))
+    assert all(0.0 <= w.start <= w.end <= 2.0 and 0.0 <= w.confidence <= 1.0 for w in result.words)
+    words = recognizer.align(_speechlike(2.0), "HELLO WORLD", align="cross-attention")
+    assert [w.text for w in words] == ["HELLO", "WORLD"] and words[0].end <= words[1].start
 
 
 def test_decode_batch_equals_one_at_a_time(recognizer):

@@ -14,6 +14,7 @@ import torch
 from asr.audio import load_audio
 from asr.augment import choose_speed, speed_perturb
 from asr.data.manifest import Utterance
+from asr.noise import Corruptor
 from asr.text.tokenizer import BLANK_ID, Tokenizer
 
 
@@ -23,7 +24,8 @@ class SpeechDataset(torch.utils.data.Dataset):
     With ``speeds`` (e.g. (0.9, 1.0, 1.1)), each utterance is speed-perturbed by a factor chosen
     from ``(seed, epoch, index)`` alone, so DataLoader workers and resumed runs agree. Call
     ``set_epoch`` before each epoch (with persistent workers, recreate the loader instead: the
-    workers hold their own copy of the dataset).
+    workers hold their own copy of the dataset). ``corrupt`` (reverberation and noise) is drawn
+    from the same three numbers, after speed perturbation.
     """
 
     def __init__(
@@ -33,12 +35,14 @@ class SpeechDataset(torch.utils.data.Dataset):
         sample_rate: int,
         speeds: tuple[float, ...] | None = None,
         seed: int = 0,
+        corrupt: Corruptor | None = None,
     ):
         self.utterances = utterances
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
         self.speeds = tuple(speeds) if speeds else None
         self.seed = seed
+        self.corrupt = corrupt if corrupt is not None and corrupt.active else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -57,7 +61,14 @@ class SpeechDataset(torch.utils.data.Dataset):
         utt = self.utterances[index]
         # (S,) mono, resampled if needed; NaN or (under a transcript) silence is an AudioContentError
         wave, _ = load_audio(utt.audio, self.sample_rate, expect_speech=bool(utt.text))
+        return self.item(index, wave)
+
+    def item(self, index: int, wave: torch.Tensor) -> dict:
+        """Utterance ``index``'s item from its decoded waveform (S,) (read from a file or a shard)."""
+        utt = self.utterances[index]
         wave = speed_perturb(wave, self.sample_rate, self.speed(index))
+        if self.corrupt is not None:
+            wave = self.corrupt(wave, self.seed, self.epoch, index)
         tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (U,)
         return {"id": utt.id, "wave": wave, "tokens": tokens}
 

@@ -117,12 +117,16 @@ def words_from_spans(
     return words
 
 
-def snap_to_speech(words: list[Word], voiced: Tensor, frame_seconds: float = 0.01, offset: float = 0.0) -> list[Word]:
+def snap_to_speech(
+    words: list[Word], voiced: Tensor, frame_seconds: float = 0.01, offset: float = 0.0, bridge: float = 0.0
+) -> list[Word]:
     """Move word boundaries to the speech/silence edges of ``voiced`` (F,) frames (frame f spans
     offset + f * frame_seconds): a start moves back to where its run of speech begins (or forward
     to the first speech, if it sits in silence), an end forward to where the run ends (or back
-    to the last speech). A word never crosses its neighbours' CTC times."""
-    flags = voiced.tolist()
+    to the last speech). A word never crosses its neighbours' CTC times. With ``bridge`` > 0, a
+    start also moves back over pauses shorter than ``bridge`` seconds to the speech before them
+    (cross-attention starts come late: the speech before a short pause is the word's own)."""
+    flags, gap = voiced.tolist(), round(bridge / frame_seconds)
     snapped = []
     for i, word in enumerate(words):
         lower = snapped[-1].end if snapped else 0.0
@@ -136,6 +140,7 @@ def snap_to_speech(words: list[Word], voiced: Tensor, frame_seconds: float = 0.0
                 first -= 1
             while not flags[first]:
                 first += 1
+            first = _back_over_short_pauses(flags, first, low, gap)
             while last + 1 < high and flags[last + 1]:
                 last += 1
             while not flags[last]:
@@ -143,6 +148,53 @@ def snap_to_speech(words: list[Word], voiced: Tensor, frame_seconds: float = 0.0
         start, end = offset + first * frame_seconds, offset + (last + 1) * frame_seconds
         snapped.append(Word(word.text, round(start, 3), round(end, 3), word.confidence))
     return snapped
+
+
+def _back_over_short_pauses(flags: list[bool], first: int, low: int, gap: int) -> int:
+    """From the speech onset ``first``, back over pauses of fewer than ``gap`` frames and the
+    speech before each, never before frame ``low``."""
+    while True:
+        k = first
+        while k > low and not flags[k - 1]:
+            k -= 1
+        if k == first or k <= low or first - k >= gap:
+            return first
+        while k > low and flags[k - 1]:
+            k -= 1
+        first = k
+
+
+def cut_at_pauses(
+    words: list[Word], voiced: Tensor, frame_seconds: float = 0.01, offset: float = 0.0, min_pause: float = 0.2
+) -> list[Word]:
+    """A word whose span holds a pause of at least ``min_pause`` seconds (in ``voiced``, framed
+    as for :func:`snap_to_speech`) keeps only the part with the most speech. Cross-attention
+    times need this: a phrase's last word tends to run on over the pause after it, into the
+    first sounds of the next phrase, where snapping alone would carry it on to their end."""
+    flags, gap = voiced.tolist(), max(1, round(min_pause / frame_seconds))
+    cut = []
+    for word in words:
+        first = _frame(word.start, frame_seconds, offset, len(flags))
+        last = _frame(word.end, frame_seconds, offset, len(flags))
+        parts = _speech_parts(flags[first:last], gap)
+        if len(parts) > 1:
+            a, b = max(parts, key=lambda part: sum(flags[first + part[0] : first + part[1]]))
+            start, end = offset + (first + a) * frame_seconds, offset + (first + b) * frame_seconds
+            word = Word(word.text, round(start, 3), round(end, 3), word.confidence)
+        cut.append(word)
+    return cut
+
+
+def _speech_parts(flags: list[bool], gap: int) -> list[tuple[int, int]]:
+    """[first, last + 1) of the speech in ``flags``, split where ``gap`` or more frames are silent."""
+    parts: list[list[int]] = []
+    for f, speech in enumerate(flags):
+        if speech:
+            if parts and f - parts[-1][1] < gap:
+                parts[-1][1] = f + 1
+            else:
+                parts.append([f, f + 1])
+    return [(a, b) for a, b in parts]
 
 
 def _frame(seconds: float, frame_seconds: float, offset: float, count: int) -> int:

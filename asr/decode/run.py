@@ -40,7 +40,7 @@ from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
-from asr.lm.scorer import load_fusion_lm
+from asr.decode.lm import load_fusion_lm
 from asr.lock import FolderBusy, folder_lock
 from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report

@@ -20,7 +20,7 @@ from asr.decode.scorers import DecoderScorer
 from asr.model import ASRModel
 from asr.precision import autocast, resolve_precision
 
-LM = torch.nn.Module  # asr.lm.model.TransformerLM (not imported here: decoding without one stays light)
+LM = torch.nn.Module  # asr.nn.lm.TransformerLM (not imported here: decoding without one stays light)
 
 
 @torch.inference_mode()
@@ -94,7 +94,7 @@ def beam_scorers(model: ASRModel, options: DecodeOptions, lengths: Tensor, lm: L
     """The weighted scorers of a beam search over encoder outputs of ``lengths`` (N,): the
     decoder, and for joint_beam CTC prefix scores, weighted (1 - w) and w (Watanabe et al.,
     2017); with ``lm`` and options.lm_weight > 0, the LM, weighted lm_weight (shallow fusion,
-    asr.lm.scorer). The decoder's cache is made to hold every step the length limit allows,
+    asr.decode.lm). The decoder's cache is made to hold every step the length limit allows,
     so it never grows."""
     capacity = int(max_token_lengths(lengths, options.max_length_ratio).max()) + 1
     decoder = DecoderScorer(model.decoder, capacity=capacity)
@@ -103,7 +103,7 @@ def beam_scorers(model: ASRModel, options: DecodeOptions, lengths: Tensor, lm: L
         ctc = CTCPrefixScorer(model.ctc_log_probs)
         scorers = {"decoder": (decoder, 1.0 - options.ctc_weight), "ctc": (ctc, options.ctc_weight)}
     if lm is not None and options.lm_weight > 0.0:
-        from asr.lm.scorer import LMScorer
+        from asr.decode.lm import LMScorer
 
         scorers["lm"] = (LMScorer(lm), options.lm_weight)
     return scorers

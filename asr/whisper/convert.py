@@ -22,6 +22,7 @@ from asr.checkpoint import directory_hash, model_state, save_checkpoint
 from asr.config import save_config
 from asr.model import ASRModel
 from asr.text.whisper_bpe import WhisperTokenizer
+from asr.whisper.alignment_heads import whisper_alignment_heads
 from asr.whisper.dims import PAD_SECONDS, decoding_rules
 from asr.whisper.model import build_whisper_model
 from asr.whisper.sources import SourceError, read_source
@@ -48,7 +49,8 @@ def load_whisper(
         raise SourceError(f"{source.path}: vocabulary of {len(source.tokens)} for {source.dims.n_vocab} embeddings")
     tok = WhisperTokenizer.from_tokens(source.tokens, Path(workdir or tempfile.mkdtemp()) / exp_files.TOKENIZER)
     permutation = [tok.to_model(i) for i in range(tok.vocab_size)]  # model id -> Whisper id
-    rules = decoding_rules(tok, language)
+    rules = decoding_rules(tok, language)  # and the heads that word times read (decoder config too)
+    rules["alignment_heads"] = whisper_alignment_heads(source.dims, source.alignment_heads, source.path)
     model = build_whisper_model(source.dims, source.state, rules, permutation, source.path, pad_seconds)
     return model, tok, source.path
 

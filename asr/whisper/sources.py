@@ -50,6 +50,7 @@ class WhisperSource:
     state: dict[str, Tensor]  # openai-whisper names, float32
     tokens: list[str]  # vocabulary in Whisper id order (GPT-2 byte characters, specials by name)
     path: str  # what was read, for messages
+    alignment_heads: tuple[tuple[int, int], ...] | None = None  # (layer, head) pairs, where the source names them
 
 
 def read_source(src: str | Path, tokenizer: str | Path | None = None) -> WhisperSource:
@@ -151,7 +152,8 @@ def read_transformers(folder: Path, tokenizer: str | Path | None) -> WhisperSour
     weights = _read_hf_weights(folder)
     state = {new: value.float() for name, value in weights.items() if (new := _hf_name(name))}
     vocab = Path(tokenizer) if tokenizer else find_vocab(folder, folder)
-    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(folder))
+    heads = _named_heads(folder / "generation_config.json")
+    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(folder), heads)
 
 
 def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
@@ -195,7 +197,7 @@ def read_ctranslate2(folder: Path, tokenizer: str | Path | None) -> WhisperSourc
     except RuntimeError as err:  # a split of a tensor of the wrong size
         raise SourceError(f"{path}: tensor shapes do not fit a Whisper model: {err}") from None
     vocab = Path(tokenizer) if tokenizer else find_vocab(folder, folder)
-    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
+    return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path), _named_heads(folder / "config.json"))
 
 
 _CT2_DIMS = {"n_audio_head": "encoder/num_heads", "n_text_head": "decoder/num_heads",
@@ -244,3 +246,16 @@ def _ct2_fused(v: dict[str, Tensor], src: str, dst: str, fused: int) -> dict[str
         f"{dst}.out.weight": v[f"{src}/linear_{out}/weight"], f"{dst}.out.bias": v[f"{src}/linear_{out}/bias"],
         f"{dst}_ln.weight": v[f"{src}/layer_norm/gamma"], f"{dst}_ln.bias": v[f"{src}/layer_norm/beta"],
     }  # fmt: skip
+
+
+def _named_heads(path: Path) -> tuple[tuple[int, int], ...] | None:
+    """The "alignment_heads" [[layer, head], ...] of a CTranslate2 config.json or a transformers
+    generation_config.json (both copy openai-whisper's table), or None."""
+    if not path.is_file():
+        return None
+    config = read_json(path)
+    heads = config.get("alignment_heads") if isinstance(config, dict) else None
+    try:
+        return tuple((int(layer), int(head)) for layer, head in heads) if heads else None
+    except (TypeError, ValueError):
+        raise SourceError(f"{path}: alignment_heads must be a list of [layer, head] pairs, got {heads!r}") from None

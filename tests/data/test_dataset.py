@@ -4,9 +4,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from asr.config import AugmentConfig
 from asr.data.dataset import Batch, SpeechDataset, collate
 from asr.data.manifest import Utterance, write_manifest
 from asr.data.manifest import manifest_texts
+from asr.noise import Corruptor
 from asr.text.tokenizer import BLANK_ID, train_tokenizer
 
 TEXTS = [
@@ -78,6 +80,23 @@ def test_speed_perturbation_is_deterministic_per_seed_and_epoch(corpus):
     assert len(by_epoch) > 1
     unperturbed = SpeechDataset(utterances, tokenizer, 16000)
     assert [unperturbed.speed(i) for i in range(6)] == [1.0] * 6
+
+
+def test_noise_is_added_per_seed_epoch_and_index_after_speed_perturbation(corpus):
+    utterances, tokenizer = corpus
+    config = AugmentConfig(noise_prob=1.0, noise_kinds=("white", "babble"), reverb_prob=0.5)
+    audio = [u.audio for u in utterances]
+    make = lambda corrupt: SpeechDataset(utterances, tokenizer, 16000, speeds=(0.9, 1.1), seed=3, corrupt=corrupt)  # noqa: E731
+    clean, noisy, twin = make(None), make(Corruptor(config, 16000, audio)), make(Corruptor(config, 16000, audio))
+    for index in range(6):
+        wave, plain = noisy[index]["wave"], clean[index]["wave"]
+        assert wave.shape == plain.shape and not torch.allclose(wave, plain, atol=1e-3)
+        assert torch.equal(wave, twin[index]["wave"])
+        assert torch.equal(wave, noisy.corrupt.apply(plain, noisy.corrupt.plan(3, 0, index)))
+    noisy.set_epoch(1)
+    assert not torch.equal(noisy[0]["wave"], twin[0]["wave"])
+    off = make(Corruptor(AugmentConfig(), 16000, audio))  # probabilities 0: not even called
+    assert off.corrupt is None and all(torch.equal(off[i]["wave"], clean[i]["wave"]) for i in range(6))
 
 
 def test_collate_pads_and_records_lengths(corpus):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from asr.decode.align import FrameClock, TokenSpan, Word, align_tokens, snap_to_speech, words_from_spans
+from asr.decode.align import FrameClock, TokenSpan, Word, align_tokens, cut_at_pauses, snap_to_speech, words_from_spans
 
 BLANK = 0
 
@@ -67,3 +67,26 @@ def test_boundaries_snap_to_the_edges_of_speech_but_not_past_a_neighbour():
     shifted = snap_to_speech([Word("A", 5.12, 5.15, 0.5)], voiced, offset=5.0)
     assert (shifted[0].start, shifted[0].end) == (5.1, 5.3)
     assert not math.isnan(snapped[0].confidence)
+
+
+def test_a_bridged_start_moves_back_over_short_pauses_only():
+    voiced = torch.zeros(100, dtype=torch.bool)
+    voiced[10:20] = True  # word 1
+    voiced[40:45] = True  # word 2's onset, then a 4-frame closure ...
+    voiced[49:60] = True  # ... and the rest of word 2, where a late start lands
+    words = [Word("A", 0.12, 0.18, 0.5), Word("B", 0.52, 0.58, 0.5)]
+    plain = snap_to_speech(words, voiced)
+    bridged = snap_to_speech(words, voiced, bridge=0.1)
+    assert (plain[1].start, bridged[1].start) == (0.49, 0.4)
+    assert bridged[0] == plain[0]  # 20 silent frames before word 2's onset: not bridged
+    assert snap_to_speech(words, voiced, bridge=0.03)[1].start == 0.49  # the closure is longer than that
+
+
+def test_a_word_over_a_pause_keeps_its_part_with_the_most_speech():
+    voiced = torch.zeros(100, dtype=torch.bool)
+    voiced[10:40] = True  # the word
+    voiced[65:70] = True  # the next phrase's first sounds, after a 0.25 s pause
+    word = Word("PARK", 0.15, 0.68, 0.9)
+    assert cut_at_pauses([word], voiced) == [Word("PARK", 0.15, 0.4, 0.9)]
+    assert cut_at_pauses([word], voiced, min_pause=0.3) == [word]  # a shorter pause stays inside
+    assert cut_at_pauses([word], voiced, offset=1.0) == [word]  # no speech where it lies: unchanged

@@ -15,6 +15,9 @@ import pytest
 from toy import toy_overrides
 
 STEPS = 14
+# Reverberation and noise of every kind that needs no files: drawn per utterance in the loader
+# workers, they must come out the same after a resume.
+NOISE = ["augment.noise_prob=0.8", "augment.noise_kinds=[white,pink,babble]", "augment.reverb_prob=0.5"]
 
 
 def _train_command(exp: Path, corpus, *extra: str) -> list[str]:
@@ -39,9 +42,9 @@ def _run(command: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("workers, accum_steps", [(0, 1), (2, 3)])
-def test_resume_after_a_kill_continues_with_identical_losses(toy_corpus, tmp_path, workers, accum_steps):
-    extra = [f"data.num_workers={workers}", f"train.accum_steps={accum_steps}", "augment.speed_perturb=true"]
+@pytest.mark.parametrize("workers, accum_steps, noise", [(0, 1, []), (2, 3, NOISE)])
+def test_resume_after_a_kill_continues_with_identical_losses(toy_corpus, tmp_path, workers, accum_steps, noise):
+    extra = [f"data.num_workers={workers}", f"train.accum_steps={accum_steps}", "augment.speed_perturb=true", *noise]
     reference = tmp_path / "reference"
     _run(_train_command(reference, toy_corpus, *extra))
     expected = _losses(reference)
