@@ -21,22 +21,19 @@ import dataclasses
 
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from asr.audio import load_audio
+from asr.api_input import Audio, AudioInputError, AudioShapeError, audio_name, to_mono, wave_of  # noqa: F401 (re-exported)
 from asr.decode.align import Word
 from asr.decode.streaming import RecognitionStream, StreamError, StreamOptions
 from asr.decode.options import DecodeOptions, default_method
 from asr.decode.word_times import check_aligner, word_times
 from asr.experiment import CHECKPOINTS, load_for_inference
-from asr.transcribe import Transcription, segment_limit, transcribe_waves
+from asr.transcribe import Transcription, check_segment_seconds, segment_limit, transcribe_waves
 from asr.whisper.language import decoding_language, model_languages, prompt_language
-
-Audio = Union[str, Path, np.ndarray, Tensor]
 
 # The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
 DEFAULTS: dict[str, Any] = {
@@ -111,12 +108,13 @@ class Recognizer:
     def decode_batch(self, audios: list[Audio], sample_rate: int | None = None, **options: Any) -> list[Transcription]:
         """Several recordings at once: their segments share decoding batches (``batch_size``)."""
         decode, pipeline = decode_options(self.has_ctc, **options)
+        check_segment_seconds(pipeline["segment_seconds"])
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)
         language = pipeline.pop("language")
         waves = [self.load_wave(audio, sample_rate) for audio in audios]
-        names = [_name(audio) for audio in audios]
+        names = [audio_name(audio) for audio in audios]
         with decoding_language(self.model, self.tokenizer, language):  # this call only
             return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
 
@@ -146,35 +144,9 @@ class Recognizer:
             raise OptionError(f"{self.exp_dir}: {error}") from None
 
     def load_wave(self, audio: Audio, sample_rate: int | None) -> Tensor:
-        """Any accepted audio -> (S,) float32 at the model's rate, on the CPU."""
-        if isinstance(audio, (str, Path)):
-            return load_audio(audio, self.sample_rate)[0]
-        return to_mono(audio, sample_rate or self.sample_rate, self.sample_rate)
-
-
-def to_mono(audio: np.ndarray | Tensor, rate: int, target_rate: int) -> Tensor:
-    """(S,), (C, S) or (S, C) audio -> (S,) float32 at ``target_rate``; channels are averaged,
-    the shorter axis being the channels."""
-    import torchaudio.functional as AF
-
-    wave = torch.as_tensor(np.asarray(audio) if isinstance(audio, np.ndarray) else audio).detach().cpu().float()
-    if wave.dim() == 2:
-        wave = wave.mean(dim=0 if wave.shape[0] <= wave.shape[1] else 1)
-    if wave.dim() != 1:
-        raise AudioShapeError(f"audio must be (samples,) or (channels, samples), got shape {tuple(wave.shape)}")
-    if rate != target_rate and wave.numel() > 0:
-        wave = AF.resample(wave, rate, target_rate)
-    return wave
-
-
-class AudioShapeError(ValueError):
-    """An in-memory audio array of a shape that is not one recording."""
-
-
-def _name(audio: Audio) -> str:
-    if isinstance(audio, (str, Path)):
-        return str(audio)
-    return "<tensor>" if isinstance(audio, Tensor) else "<array>"
+        """Any accepted audio -> (S,) float32 at the model's rate, on the CPU; what cannot be
+        transcribed is an AudioInputError or AudioContentError (asr.api_input)."""
+        return wave_of(audio, sample_rate, self.sample_rate)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", checkpoint: str | Path | None = None) -> Recognizer:

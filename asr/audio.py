@@ -34,17 +34,28 @@ class AudioContentError(AudioError):
 # Content problems, as written in rejection reports (.rejected.tsv).
 NONFINITE = "non-finite audio (NaN or Inf samples)"
 SILENT = "silent audio (no sample above -80 dBFS)"
+EMPTY = "empty audio (no samples)"  # where speech is expected: as silent as silence
 # -80 dBFS: below the quietest speech in any corpus, above the dither of a 16-bit recording of
 # silence (a few least significant bits, 2**-15 = -90 dBFS).
 SILENCE_PEAK = 1e-4
 _BLOCK = 1 << 16  # frames read at a time when scanning a whole file
+# Sample rates audio may have: telephone speech is 8 kHz, studio recordings up to 384 kHz.
+# Beyond them is a mistake (1 Hz would resample one second of samples into gigabytes).
+MIN_RATE, MAX_RATE = 1000, 384_000
+
+
+def rate_problem(rate: int) -> str | None:
+    """Why ``rate`` (Hz) is not a sample rate audio can have, or None."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        return f"is not a sample rate from {MIN_RATE} to {MAX_RATE} Hz"
+    return None
 
 
 def content_problem(wave: torch.Tensor, expect_speech: bool) -> str | None:
-    """Why a decoded waveform (any shape) cannot be used, or None. Empty audio is not judged
-    here (it has its own handling): only non-finite samples, and silence when speech is expected."""
+    """Why a decoded waveform (any shape) cannot be used, or None: non-finite samples, and no
+    samples or only silence when speech is expected."""
     if wave.numel() == 0:
-        return None
+        return EMPTY if expect_speech else None
     if not bool(torch.isfinite(wave).all()):
         return NONFINITE
     if expect_speech and float(wave.abs().max()) < SILENCE_PEAK:
@@ -66,7 +77,7 @@ def scan_file(f: sf.SoundFile, expect_speech: bool) -> tuple[int, str | None]:
         return frames, NONFINITE
     if frames and expect_speech and peak < SILENCE_PEAK:
         return frames, SILENT
-    return frames, None
+    return frames, EMPTY if expect_speech and not frames else None
 
 
 def _check_exists(path: Path) -> None:
@@ -99,6 +110,8 @@ def load_audio(
     """
     path = Path(path)
     frames, rate, channels = audio_info(path)
+    if problem := rate_problem(rate):
+        raise AudioError(f"{path}: the header's sample rate {rate} Hz {problem}")
     resampled = frames * (sample_rate or rate) // max(1, rate)
     require(  # data, its mono mix and the resampled copy, in float32
         4 * (frames * channels + frames + 2 * resampled),

@@ -94,8 +94,8 @@ def model_state(model: ASRModel | TransformerLM, tokenizer_sha256: str | None = 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write ``state`` with its content hash, atomically (a crash leaves the previous file)."""
     state = {**state, HASH_KEY: content_hash(state)}
-    with files.atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with files.atomic_file(path) as f:
+        torch.save(state, f)
         kill_point("checkpoint")
 
 

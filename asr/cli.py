@@ -310,7 +310,8 @@ def import_whisper(
     `asr decode`, `asr transcribe` and `asr train --init` use as they use any other."""
     from asr.whisper.convert import import_whisper as run_import
 
-    summary = run_import(src, out, tokenizer=tokenizer, language=language, pad_seconds=pad_seconds)
+    with files.terminate_as_exit():  # a SIGTERM leaves no half-written folder beside --out
+        summary = run_import(src, out, tokenizer=tokenizer, language=language, pad_seconds=pad_seconds)
     kind = "multilingual" if summary.multilingual else "English-only"
     stdout.print(
         f"imported {summary.source} ({summary.parameters / 1e6:.1f}M parameters, {kind}, "

@@ -13,9 +13,11 @@ import errno
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 TEMP_PREFIX = ".asr-tmp-"
 
@@ -77,6 +79,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """``atomic_path`` opened for binary writing. Give ``torch.save`` this file object, not a
+    path: writing a path itself, torch reports a full disk as an opaque RuntimeError
+    ("unexpected pos"); through a Python file the OSError (ENOSPC) comes through."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        yield f
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -184,7 +195,8 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_dead(path.parent, path.name)
         tmp.mkdir()
-        yield tmp
+        with _named_as(tmp, path):
+            yield tmp
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
@@ -197,6 +209,35 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _named_as(tmp: Path, path: Path) -> Iterator[None]:
+    """An error about a file written into the temporary folder ``tmp`` names it where it was
+    going (``path``/name): the temporary folder is gone by the time the user reads it."""
+    try:
+        yield
+    except (DiskFullError, OutputPathError) as err:
+        raise type(err)(str(err).replace(str(tmp), str(path))) from err.__cause__
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143) (as Ctrl-C raises KeyboardInterrupt), so
+    that the clean-up of temporary files and folders runs; by default the process would die at
+    once and leave them. Only the main thread can take signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def sweep_dead(directory: str | Path, name: str = "") -> list[Path]:

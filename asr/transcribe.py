@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from rich.console import Console
@@ -42,6 +43,8 @@ from asr.whisper.language import decoding_language
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
+# Shorter segments cut most words in two (and an hour of audio into tens of thousands of pieces).
+MIN_SEGMENT_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Candidate:
@@ -155,6 +158,7 @@ def transcribe_waves(
     vad: bool = True,
     names: list[str] | None = None,
     align: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Transcription]:
     """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
 
@@ -163,6 +167,8 @@ def transcribe_waves(
     hypotheses of each segment; ``timestamps`` False skips the alignment (no words, no
     confidences). ``align``: "ctc" or "cross-attention" (None: ctc where the model has a CTC
     head, :mod:`asr.decode.word_times`). ``names`` become each result's ``path``.
+    ``on_progress(done, total)`` is called with the segments decoded so far, before the first
+    batch and after each.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
@@ -173,6 +179,8 @@ def transcribe_waves(
     results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
     cut = vad_segments if vad else segment_bounds
     pieces = [(i, b) for i, wave in enumerate(waves) for b in cut(wave, rate, segment_seconds)]
+    report = on_progress or (lambda done, total: None)
+    report(0, len(pieces))
     for first in range(0, len(pieces), options.batch_size):
         batch = pieces[first : first + options.batch_size]
         segments = _decode_segments(
@@ -180,6 +188,7 @@ def transcribe_waves(
         )
         for (i, _), segment in zip(batch, segments):
             results[i].segments.append(segment)
+        report(first + len(batch), len(pieces))
     for result in results:
         result.text = " ".join(s.text for s in result.segments if s.text)
     return results
@@ -231,13 +240,15 @@ def display_path(path: str | Path) -> str:
 
 
 def check_segment_seconds(segment_seconds: float | None) -> None:
-    """None (the longest training utterance) or a length in (0, MAX_SEGMENT_SECONDS]."""
+    """None (the longest training utterance) or a length in [MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS]."""
     if segment_seconds is None:
         return
-    if not (isinstance(segment_seconds, (int, float)) and 0 < segment_seconds <= MAX_SEGMENT_SECONDS):
+    number = isinstance(segment_seconds, (int, float)) and not isinstance(segment_seconds, bool)
+    if not (number and MIN_SEGMENT_SECONDS <= segment_seconds <= MAX_SEGMENT_SECONDS):
         raise ValueError(
-            f"--segment-seconds must be > 0 and <= {MAX_SEGMENT_SECONDS:g}, got {segment_seconds!r} "
-            "(segment_seconds: longer audio is cut into segments of at most this length)"
+            f"--segment-seconds must be from {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} seconds, got "
+            f"{segment_seconds!r} (segment_seconds: longer audio is cut into segments of at most this length; "
+            "shorter ones would cut words in two)"
         )
 
 
@@ -275,14 +286,21 @@ def transcribe_files(
     results = []
     with decoding_language(model, tokenizer, language), counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
+        segments = progress.add_task("segments", total=None, visible=False)  # of the file being read
         for path in paths:
             try:  # a file that is there to be transcribed is expected to hold speech
                 wave, _ = load_audio(path, rate, expect_speech=True)
+
+                def show(done: int, total: int, name: str = display_path(path)) -> None:
+                    progress.update(segments, description=f"  segments of {name}", completed=done, total=total, visible=total > 1)
+
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
                     nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)], align=align,
+                    on_progress=show,
                 )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
                 results.append(Transcription(display_path(path), error=display_path(str(err))))
+            progress.update(segments, visible=False)
             progress.advance(task)
     return results

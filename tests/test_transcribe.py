@@ -164,8 +164,6 @@ def test_missing_and_unreadable_files_are_reported_and_the_others_transcribed(ex
 @pytest.mark.parametrize(
     "samples, rate",
     [
-        pytest.param(0, 16000, id="empty-16k"),
-        pytest.param(0, 8000, id="empty-8k"),
         pytest.param(10, 8000, id="10-samples-8k"),
         pytest.param(300, 44100, id="300-samples-44k"),
         pytest.param(1200, 16000, id="75ms-under-min-input"),
@@ -177,6 +175,14 @@ def test_audio_shorter_than_the_model_input_gives_empty_text(exp, tmp_path, samp
     (result,) = _transcribe(exp, [path], DecodeOptions(method="joint_beam", beam=2, batch_size=1))
     assert result.error is None and result.text == ""
     assert result.duration == pytest.approx(samples / rate, abs=1e-3)
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_audio_without_samples_is_reported_as_empty(exp, tmp_path, rate):
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros(0, np.float32), rate)
+    (result,) = _transcribe(exp, [path], DecodeOptions(method="joint_beam", beam=2, batch_size=1))
+    assert result.error == f"{path}: empty audio (no samples)" and result.text == ""
 
 
 def test_segment_seconds_must_be_positive(exp, tmp_path):

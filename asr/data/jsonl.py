@@ -8,7 +8,8 @@ Input, one JSON object per line::
 first ``-`` or ``_`` (the whole id if it has none), and duration and sample rate are read from
 the audio. A relative audio path is relative to the input file's folder. Every audio file is
 checked as ``prepare librispeech`` checks it, texts are normalised (``--normalizer``), and every
-entry that cannot be used is left out and listed with its reason in ``<out>/<name>.rejected.tsv``.
+entry that cannot be used (an id holding a TAB or another control character among them) is
+left out and listed with its reason in ``<out>/<name>.rejected.tsv``.
 
 :func:`finish` is shared with the Kaldi reader (:mod:`asr.data.kaldi`): both turn their input
 into :class:`Entry` objects, and ``finish`` checks them and writes the manifest.
@@ -36,11 +37,12 @@ from asr.data.librispeech import (
     PrepareError,
     PrepareReport,
 )
-from asr.data.manifest import Utterance, write_manifest
+from asr.data.manifest import Utterance, id_problem, write_manifest
 from asr.files import write_lines
 from asr.text.normalize import get_normalizer
 
 OUTSIDE = "segment outside the audio"
+CONTROL_IN_ID = "control character (TAB, newline, ...) in the id"
 _TAIL_FRAMES = 4096
 _SPEAKER_PREFIX = re.compile(r"^([^-_]+)[-_]")
 
@@ -95,6 +97,9 @@ def finish(
             rejections.append((entry.where, DUPLICATE))
             continue
         seen.add(entry.id)
+        if id_problem(entry.id):
+            rejections.append((entry.where, CONTROL_IN_ID))
+            continue
         text = clean(entry.text)
         if not text:  # empty, or emptied by the normaliser (another script?)
             rejections.append((entry.where, EMPTY_TRANSCRIPT))

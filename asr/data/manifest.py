@@ -2,13 +2,15 @@
 
 Reading is strict, so a hand-edited or foreign manifest fails at once with its file and line
 rather than deep inside training or decoding: every field must be present with the right type,
-durations finite and not negative, and no id may appear twice.
+durations finite and not negative, no id may appear twice, and none may hold a control
+character (a TAB or a newline would split it in the id<TAB>text files written from it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -95,4 +97,20 @@ def _field(record: dict, name: str, where: str) -> Any:
         raise ManifestError(f"{where}: {name} must be a string, got {json.dumps(value)}")
     if name in ("id", "audio") and not value.strip():
         raise ManifestError(f"{where}: {name} is empty")
+    if name == "id" and (problem := id_problem(value)):
+        raise ManifestError(f"{where}: id {value!r} {problem}")
     return value
+
+
+_NAMED = {"\t": "a TAB", "\n": "a newline", "\r": "a carriage return"}
+
+
+def id_problem(utterance_id: str) -> str | None:
+    """Why an utterance id cannot be used, or None. Ids are written into id<TAB>text files
+    (hyp.txt, rejected.tsv) and read back by line and by column, so a control character (TAB,
+    newline, ...) or a line separator would split one record into two."""
+    for char in utterance_id:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            what = _NAMED.get(char, f"the control character U+{ord(char):04X}")
+            return f"holds {what}; ids must be printable (letters, digits, '-', '_', ...)"
+    return None

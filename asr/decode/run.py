@@ -9,7 +9,9 @@
       rejected.tsv   id<TAB>reason of each utterance whose audio could not be used (if any)
 
 The folder is written aside and swapped in whole (``asr.files.replaced_dir``): it never mixes
-files of two runs, and a failed or killed decode leaves the previous one as it was.
+files of two runs, and a failed or killed decode leaves the previous one as it was. One decode
+at a time writes a folder: a second one into the same ``--out`` is refused at once, naming the
+first (``.<name>.lock`` beside the folder, an :func:`asr.lock.folder_lock`).
 
 Utterances are decoded in batches of similar duration (longest first: least padding, and an
 out-of-memory error shows up at once); outputs are written in manifest order.
@@ -31,6 +33,7 @@ from rich.text import Text
 
 from asr import files
 from asr.audio import AudioError, load_audio
+from asr.config import ExperimentConfig
 from asr.data.dataset import pad
 from asr.data.manifest import Utterance, read_manifest
 from asr.decode.budget import check_decode_memory
@@ -38,6 +41,7 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.search import decode_batch
 from asr.decode.lm import load_fusion_lm
+from asr.lock import FolderBusy, folder_lock
 from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.model import ASRModel
@@ -146,39 +150,61 @@ def decode_manifest(
     ``language``: a multilingual Whisper model's language for this decode (None: the experiment's).
     """
     _check_outputs(nbest, normalizer)
+    out_dir = Path(out_dir)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
     lm = load_fusion_lm(lm_dir, exp_dir, device) if lm_dir is not None else None
     utterances = read_manifest(manifest)
-    _check_output_dir(Path(out_dir))  # before decoding, not after it
+    _check_output_dir(out_dir)  # before decoding, not after it
+    with _output_lock(out_dir):  # a second decode into out_dir fails now, not after its work
+        with decoding_language(model, tokenizer, language):
+            run = _decode_utterances(model, config, utterances, options, device, console, nbest, lm, num_workers)
+        audio_seconds = run.samples / config.features.sample_rate
+        rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
+        console.print(
+            f"decoded {len(utterances) - len(run.rejected)} utterances ({audio_seconds:.1f} s of audio) in "
+            f"{run.seconds:.1f} s: real-time factor " + (f"{rtf:.3f}" if rtf is not None else "n/a")
+        )
+        with files.replaced_dir(out_dir) as tmp:
+            texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
+            timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir),
+                      "language": language or prompt_language(tokenizer, model.decoder.prompt)}  # fmt: skip
+            files.write_json(tmp / TIMING_NAME, timing)
+            if run.rejected:
+                files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
+            if nbest > 1:
+                _write_nbest(utterances, run.nbest, tokenizer, tmp / NBEST_NAME)
+            normalizer = normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
+            wer = _score(utterances, texts, tmp, console, normalizer)
+    return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, out_dir, run.rejected)
+
+
+def _decode_utterances(
+    model: ASRModel, config: ExperimentConfig, utterances: list[Utterance], options: DecodeOptions,
+    device: str | torch.device, console: Console, nbest: int, lm: torch.nn.Module | None, num_workers: int,
+) -> _Run:  # fmt: skip
+    """Decode in batches of similar duration, refusing at once a first (longest) batch that
+    would not fit in memory."""
     rate = config.features.sample_rate
     batches = duration_batches(utterances, options.batch_size)
-    if batches:  # the first batch holds the longest utterances: refuse now rather than later
+    if batches:
         longest = int(utterances[batches[0][0]].duration * rate)
         check_decode_memory(config, model.vocab_size, options, len(batches[0]), longest, device)
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
-    with decoding_language(model, tokenizer, language):
-        run = _decode_all(model, loader, utterances, options, device, console, nbest, lm)
-    audio_seconds = run.samples / rate
-    rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
-    console.print(
-        f"decoded {len(utterances) - len(run.rejected)} utterances ({audio_seconds:.1f} s of audio) in "
-        f"{run.seconds:.1f} s: real-time factor " + (f"{rtf:.3f}" if rtf is not None else "n/a")
-    )
-    with files.replaced_dir(out_dir) as tmp:
-        texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
-        timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir),
-                  "language": language or prompt_language(tokenizer, model.decoder.prompt)}  # fmt: skip
-        files.write_json(tmp / TIMING_NAME, timing)
-        if run.rejected:
-            files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
-        if nbest > 1:
-            _write_nbest(utterances, run.nbest, tokenizer, tmp / NBEST_NAME)
-        normalizer = normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
-        wer = _score(utterances, texts, tmp, console, normalizer)
-    return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, Path(out_dir), run.rejected)
+    return _decode_all(model, loader, utterances, options, device, console, nbest, lm)
+
+
+def _output_lock(out_dir: Path):
+    """One decode at a time into a folder: the lock file ``.<name>.lock`` is beside it (inside,
+    it would be swapped away with the folder it locks)."""
+    hint = "wait for it to finish or decode into another --out"
+    return folder_lock(out_dir.parent / f".{out_dir.name}.lock", out_dir, hint, busy=OutputBusy)
+
+
+class OutputBusy(FolderBusy):
+    """Another `asr decode` is writing this output folder."""
 
 
 def _check_output_dir(out_dir: Path) -> None:

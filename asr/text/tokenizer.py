@@ -31,6 +31,7 @@ __all__ = ["BLANK_ID", "UNK_ID", "SOS_EOS_ID", "MODEL_FILE", "NORMALIZER_FILE", 
 MODEL_FILE = "tokenizer.model"  # SentencePiece
 NORMALIZER_FILE = "normalizer.txt"
 WHISPER_FILE = "whisper_vocab.json"  # asr.text.whisper_bpe
+OWN_FILES = (MODEL_FILE, NORMALIZER_FILE)  # what `asr tokenizer train` writes, and all it replaces
 
 
 class EmptiedTextWarning(UserWarning):
@@ -132,11 +133,10 @@ class SentencePieceTokenizer:
         return [self._sp.id_to_piece(i) for i in ids]
 
     def save(self, directory: str | Path) -> None:
-        """Copy the tokenizer into ``directory`` (e.g. an experiment)."""
+        """Copy the tokenizer into ``directory`` (e.g. an experiment's tokenizer/), replacing it whole."""
         target = Path(directory) / MODEL_FILE
         if not target.exists() or target.resolve() != (self.directory / MODEL_FILE).resolve():
-            files.copy_file(self.directory / MODEL_FILE, target)
-            files.write_text(Path(directory) / NORMALIZER_FILE, self.normalizer + "\n")
+            _write_tokenizer_dir(self.directory / MODEL_FILE, self.normalizer, Path(directory))
 
 
 def train_tokenizer(
@@ -163,7 +163,7 @@ def train_tokenizer(
     emptied = sum(1 for text, norm in zip(raw, clean) if text.strip() and not norm)
     if emptied:
         _warn_emptied(emptied, normalizer, str(out_dir))
-    files.check_writable_dir(out_dir)  # found out before training, not after
+    _check_tokenizer_out(out_dir)  # found out before training, not after
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp) / "text.txt"
         text_file.write_text("".join(text + "\n" for text in clean), encoding="utf-8")
@@ -187,6 +187,25 @@ def train_tokenizer(
             )
         except RuntimeError as err:  # sentencepiece reports bad settings as RuntimeError
             raise ValueError(f"cannot train a tokenizer with vocab_size={vocab_size}: {err}") from None
-        files.copy_file(Path(tmp) / "tokenizer.model", out_dir / MODEL_FILE)
-        files.write_text(out_dir / NORMALIZER_FILE, normalizer + "\n")
+        _write_tokenizer_dir(Path(tmp) / "tokenizer.model", normalizer, out_dir)
     return SentencePieceTokenizer(out_dir)
+
+
+def _check_tokenizer_out(out_dir: Path) -> None:
+    """``out_dir`` is replaced whole: it must be missing, empty or hold only a tokenizer's files
+    (so a mistyped ``--out data`` never deletes anything else)."""
+    files.check_replaceable_dir(out_dir)
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in OWN_FILES) if out_dir.is_dir() else []
+    if others:
+        raise files.OutputPathError(
+            f"{out_dir}: holds {others[0]}, which is not a tokenizer's file; a tokenizer replaces its "
+            "--out folder whole, so choose a new or empty one"
+        )
+
+
+def _write_tokenizer_dir(model: Path, normalizer: str, out_dir: Path) -> None:
+    """Both files or neither: written aside, swapped in as one folder. tokenizer.model alone
+    would load with the default normaliser."""
+    with files.replaced_dir(out_dir) as staged:
+        files.copy_file(model, staged / MODEL_FILE)
+        files.write_text(staged / NORMALIZER_FILE, normalizer + "\n")

@@ -74,8 +74,10 @@ class WhisperTokenizer:
         self.directory = Path(directory)
         try:
             tokens = json.loads(path.read_text())["tokens"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
             raise WhisperVocabError(f"{path}: not a Whisper vocabulary ({err})") from None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise WhisperVocabError(f"{path}: not a Whisper vocabulary (\"tokens\" must be a list of strings)")
         self.tokens: list[str] = tokens
         self._init_ids(path)
 
@@ -106,7 +108,13 @@ class WhisperTokenizer:
     def _bpe(self):
         import tiktoken
 
-        ranks = {token_bytes(t): i for i, t in enumerate(self.tokens[: self.eot])}
+        try:
+            ranks = {token_bytes(t): i for i, t in enumerate(self.tokens[: self.eot])}
+        except KeyError as err:
+            raise WhisperVocabError(
+                f"{self.directory / VOCAB_FILE}: token character {err.args[0]!r} is not one of GPT-2's "
+                "256 byte characters (a byte-level BPE vocabulary was expected)"
+            ) from None
         specials = {t: i for i, t in enumerate(self.tokens) if i >= self.eot}
         return tiktoken.Encoding("whisper", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens=specials)
 

@@ -1,59 +1,23 @@
-"""The experiment lock: one `asr train` at a time per experiment folder.
-
-``exp/.lock`` is held with ``flock`` for the whole run, and names its holder (pid, host, start
-time). The kernel releases a flock when its process dies, however it dies, so a lock left by a
-killed run is simply taken over (the leftover holder line says whose it was). The file is emptied
-on a clean exit and never deleted: deleting it would let two processes lock two different files.
-"""
+"""The experiment lock: one `asr train` at a time per experiment folder (``exp/.lock``, an
+:func:`asr.lock.folder_lock`)."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import socket
-import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from rich.console import Console
 
+from asr.lock import FolderBusy, folder_lock
 from asr.train.errors import TrainingError
 
 
-class ExperimentBusy(TrainingError):
+class ExperimentBusy(FolderBusy, TrainingError):
     """Another process is training in this experiment folder."""
 
 
-def _holder() -> str:
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-    return f"pid {os.getpid()} on host {socket.gethostname()} since {started}"
-
-
-@contextlib.contextmanager
-def experiment_lock(path: str | Path, console: Console | None = None) -> Iterator[None]:
-    """Hold the lock file ``path`` for the duration of the block, or raise ExperimentBusy
+def experiment_lock(path: str | Path, console: Console | None = None) -> AbstractContextManager[None]:
+    """Hold the lock file ``path`` (``exp/.lock``) while training, or raise ExperimentBusy
     (changing nothing) when another live process holds it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's line stays
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise ExperimentBusy(
-                f"{path.parent} is in use by {holder}; wait for it to finish or train into another --exp"
-            ) from None
-        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-        if previous and console is not None:
-            console.print(f"[yellow]taking over the lock of {path.parent} from {previous}, which is no longer running[/yellow]")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (_holder() + "\n").encode(), 0)
-        os.fsync(fd)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # a clean exit leaves no holder behind
-    finally:
-        os.close(fd)  # releases the flock
+    return folder_lock(path, path.parent, "wait for it to finish or train into another --exp", console, ExperimentBusy)

@@ -8,8 +8,10 @@ every validation is recorded once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,11 +38,23 @@ class ExperimentLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(_line(record) + "\n")
+        self._append(_line(record) + "\n")
         if self.mirror is not None:
             self.mirror(record)
         self.count += 1
+
+    def _append(self, line: str) -> None:
+        """Append one line, or nothing: a line cut short by a full disk is cut off again, so that
+        the next one does not run on from it."""
+        size = self.path.stat().st_size if self.path.is_file() else 0
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            files.raise_fixable(err, self.path)
+            raise
 
     def records(self) -> list[dict]:
         """Every complete record (a line cut short by a kill is left out)."""

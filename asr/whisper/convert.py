@@ -6,17 +6,18 @@
       checkpoints/imported.pt     the weights in the toolkit's checkpoint format
 
 Everything is read, checked and built in memory first, then written to a temporary folder
-beside EXP and renamed to EXP: a bad SRC leaves nothing behind.
+beside EXP and renamed to EXP: a bad SRC, a full disk or a SIGTERM (`asr import whisper`)
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from asr import experiment as exp_files
+from asr import files
 from asr.checkpoint import directory_hash, model_state, save_checkpoint
 from asr.config import save_config
 from asr.model import ASRModel
@@ -61,17 +62,11 @@ def import_whisper(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SourceError(f"{out}: already exists and is not empty; choose a new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".asr-tmp-import-", dir=out.parent))
-    try:
+    # Written aside (.asr-tmp-PID-NAME), renamed into place; what a killed import left is swept.
+    with files.replaced_dir(out) as staging:
         model, tok, path = load_whisper(src, tokenizer, language, pad_seconds, staging)
         save_config(model.config, staging / exp_files.CONFIG)
         state = model_state(model, directory_hash(staging / exp_files.TOKENIZER))
         save_checkpoint(state, staging / exp_files.CHECKPOINTS / exp_files.IMPORTED)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     params = sum(p.numel() for p in model.parameters())
     return ImportSummary(path, out, params, tok.vocab_size, model.config.features.n_mels, tok.multilingual)

@@ -32,6 +32,62 @@ class WhisperDims:
     n_text_layer: int
 
 
+# What any Whisper-architecture checkpoint stays within (large-v3: 128 mels, 1280 wide, 32 layers,
+# 51866 tokens), with room to spare; beyond it a file is damaged or not a Whisper model, and
+# building it would take minutes and gigabytes before failing.
+DIM_RANGES = {
+    "n_mels": (1, 512), "n_audio_ctx": (1, 100_000), "n_audio_state": (1, 16384), "n_audio_head": (1, 1024),
+    "n_audio_layer": (1, 256), "n_vocab": (1, 1_000_000), "n_text_ctx": (1, 100_000),
+    "n_text_state": (1, 16384), "n_text_head": (1, 1024), "n_text_layer": (1, 256),
+}  # fmt: skip
+
+
+class DimensionsError(ValueError):
+    """Whisper dimensions out of any Whisper model's range, or too large for this machine."""
+
+
+def check_dims(dims: WhisperDims, where: str, keys: dict[str, str] | None = None) -> None:
+    """Refuse, naming ``where`` (the file) and the key (``keys``: field -> its name in that
+    file), dimensions that are not whole numbers in ``DIM_RANGES``, heads that do not divide
+    the width, or a model whose import would not fit in memory."""
+    keys = keys or {}
+    for field, (low, high) in DIM_RANGES.items():
+        value = getattr(dims, field)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise DimensionsError(
+                f"{where}: {keys.get(field, field)}={value!r} is out of range for a Whisper model "
+                f"(a whole number from {low} to {high}); the file is damaged or not a Whisper checkpoint"
+            )
+    for state, head in (("n_audio_state", "n_audio_head"), ("n_text_state", "n_text_head")):
+        if getattr(dims, state) % getattr(dims, head):
+            raise DimensionsError(
+                f"{where}: {keys.get(head, head)}={getattr(dims, head)} heads do not divide "
+                f"{keys.get(state, state)}={getattr(dims, state)}"
+            )
+    if dims.n_audio_state != dims.n_text_state:
+        raise DimensionsError(f"{where}: encoder width {dims.n_audio_state} != decoder width {dims.n_text_state}")
+    _check_import_memory(dims, where)
+
+
+def parameter_count(dims: WhisperDims) -> int:
+    """Parameters of a Whisper model of these dimensions (as openai-whisper counts them)."""
+    d = dims.n_audio_state
+    encoder = dims.n_audio_layer * (12 * d * d + 12 * d) + 3 * d * (dims.n_mels + d) + 4 * d + dims.n_audio_ctx * d
+    decoder = dims.n_text_layer * (16 * d * d + 17 * d) + (dims.n_vocab + dims.n_text_ctx + 2) * d
+    return encoder + decoder
+
+
+def _check_import_memory(dims: WhisperDims, where: str) -> None:
+    from asr.memory import require
+
+    parameters = parameter_count(dims)
+    # float32 twice over: the source's weights and the built model
+    require(
+        8 * parameters, f"{where}: importing a Whisper model of {parameters / 1e6:,.0f}M parameters",
+        "check the file's dimensions (layers, width, vocabulary), or import on a machine with more memory",
+    )
+
+
 def non_speech_tokens(tokenizer: WhisperTokenizer) -> list[int]:
     """Whisper ids of symbols that are not speech (``non_speech_tokens`` in openai-whisper)."""
     encode = tokenizer._bpe.encode_ordinary

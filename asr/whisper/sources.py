@@ -7,12 +7,12 @@ float32 weights, and the vocabulary in Whisper's id order.
   and tokenizer.json (or vocab.json);
 * CTranslate2 / faster-whisper: a folder with config.json, model.bin (read by
   :mod:`asr.whisper.ct2`), and tokenizer.json or vocabulary.txt / vocabulary.json.
+
+Vocabulary files are read by :mod:`asr.whisper.vocab`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -21,17 +21,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from asr.text.whisper_bpe import token_text
 from asr.whisper.ct2 import read_ct2
-from asr.whisper.dims import WhisperDims
-
-LANGUAGE_CODES = (
-    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr "
-    "bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn "
-    "yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
-).split()  # openai-whisper's LANGUAGES, in token order
-VOCAB_FILES = ("tokenizer.json", "vocabulary.json", "vocabulary.txt", "vocab.json")
-
+from asr.whisper.dims import DIM_RANGES, WhisperDims, check_dims
+from asr.whisper.vocab import find_vocab, read_json, read_vocabulary
 
 BUNDLED = "tiny.en"  # the name `asr import whisper` takes for the packaged model
 
@@ -94,9 +86,21 @@ def read_openai(path: Path, tokenizer: str | Path | None) -> WhisperSource:
         dims = WhisperDims(**checkpoint["dims"])
     except TypeError as err:
         raise SourceError(f"{path}: bad dims: {err}") from None
-    state = {k: v.float() for k, v in checkpoint["model_state_dict"].items()}
-    vocab = Path(tokenizer) if tokenizer else _find_vocab(path.parent, path)
+    check_dims(dims, str(path), {field: f"dims.{field}" for field in DIM_RANGES})
+    state = {k: v.float() for k, v in _tensors(checkpoint["model_state_dict"], path, "model_state_dict").items()}
+    vocab = Path(tokenizer) if tokenizer else find_vocab(path.parent, path)
     return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path))
+
+
+def _tensors(state: object, path: Path, what: str) -> dict[str, Tensor]:
+    """``state``, checked to be a dictionary of tensors (weights_only also loads numbers,
+    strings and lists); anything else is refused, naming the entry."""
+    if not isinstance(state, dict):
+        raise SourceError(f"{path}: {what} is a {type(state).__name__}, not a dictionary of tensors")
+    for name, value in state.items():
+        if not isinstance(value, Tensor):
+            raise SourceError(f"{path}: {what}[{name!r}] is a {type(value).__name__}, not a tensor")
+    return state
 
 
 # --------------------------------------------------------------------------- transformers
@@ -130,21 +134,24 @@ def _hf_name(name: str) -> str | None:
     return None
 
 
+_HF_DIMS = {"n_mels": "num_mel_bins", "n_audio_ctx": "max_source_positions", "n_audio_state": "d_model",
+            "n_audio_head": "encoder_attention_heads", "n_audio_layer": "encoder_layers", "n_vocab": "vocab_size",
+            "n_text_ctx": "max_target_positions", "n_text_state": "d_model",
+            "n_text_head": "decoder_attention_heads", "n_text_layer": "decoder_layers"}  # fmt: skip
+
+
 def read_transformers(folder: Path, tokenizer: str | Path | None) -> WhisperSource:
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
+    if not isinstance(config, dict):
+        raise SourceError(f"{folder / 'config.json'}: not a Whisper config (not a JSON object)")
     try:
-        dims = WhisperDims(
-            n_mels=config["num_mel_bins"], n_audio_ctx=config["max_source_positions"],
-            n_audio_state=config["d_model"], n_audio_head=config["encoder_attention_heads"],
-            n_audio_layer=config["encoder_layers"], n_vocab=config["vocab_size"],
-            n_text_ctx=config["max_target_positions"], n_text_state=config["d_model"],
-            n_text_head=config["decoder_attention_heads"], n_text_layer=config["decoder_layers"],
-        )  # fmt: skip
+        dims = WhisperDims(**{field: config[key] for field, key in _HF_DIMS.items()})
     except KeyError as err:
         raise SourceError(f"{folder / 'config.json'}: not a Whisper config (no {err.args[0]})") from None
+    check_dims(dims, str(folder / "config.json"), _HF_DIMS)  # before gigabytes of weights are read
     weights = _read_hf_weights(folder)
     state = {new: value.float() for name, value in weights.items() if (new := _hf_name(name))}
-    vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
+    vocab = Path(tokenizer) if tokenizer else find_vocab(folder, folder)
     heads = _named_heads(folder / "generation_config.json")
     return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(folder), heads)
 
@@ -157,7 +164,9 @@ def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
 
             return load_file(str(path))
         path = folder / "pytorch_model.bin"
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _tensors(torch.load(path, map_location="cpu", weights_only=True), path, "the state dict")
+    except SourceError:
+        raise
     except Exception as err:  # safetensors and torch raise several types for a damaged file
         raise SourceError(f"{path}: cannot read the weights (truncated?): {str(err).splitlines()[0]}") from None
 
@@ -181,13 +190,18 @@ def read_ctranslate2(folder: Path, tokenizer: str | Path | None) -> WhisperSourc
             n_text_ctx=v["decoder/position_encodings/encodings"].shape[0], n_text_state=d,
             n_text_head=int(v["decoder/num_heads"]), n_text_layer=dec_layers,
         )  # fmt: skip
+        check_dims(dims, str(path), _CT2_DIMS)
         state = _ct2_state(v, dims)
     except KeyError as err:
         raise SourceError(f"{path}: no variable {err.args[0]} (not a Whisper model?)") from None
     except RuntimeError as err:  # a split of a tensor of the wrong size
         raise SourceError(f"{path}: tensor shapes do not fit a Whisper model: {err}") from None
-    vocab = Path(tokenizer) if tokenizer else _find_vocab(folder, folder)
+    vocab = Path(tokenizer) if tokenizer else find_vocab(folder, folder)
     return WhisperSource(dims, state, read_vocabulary(vocab, dims.n_vocab), str(path), _named_heads(folder / "config.json"))
+
+
+_CT2_DIMS = {"n_audio_head": "encoder/num_heads", "n_text_head": "decoder/num_heads",
+             "n_mels": "encoder/conv1/weight's 2nd dimension", "n_vocab": "decoder/embeddings/weight's rows"}  # fmt: skip
 
 
 def _ct2_state(v: dict[str, Tensor], dims: WhisperDims) -> dict[str, Tensor]:
@@ -239,78 +253,9 @@ def _named_heads(path: Path) -> tuple[tuple[int, int], ...] | None:
     generation_config.json (both copy openai-whisper's table), or None."""
     if not path.is_file():
         return None
-    heads = _read_json(path).get("alignment_heads")
+    config = read_json(path)
+    heads = config.get("alignment_heads") if isinstance(config, dict) else None
     try:
         return tuple((int(layer), int(head)) for layer, head in heads) if heads else None
     except (TypeError, ValueError):
         raise SourceError(f"{path}: alignment_heads must be a list of [layer, head] pairs, got {heads!r}") from None
-
-
-# --------------------------------------------------------------------------- vocabularies
-
-
-def _find_vocab(folder: Path, source: Path) -> Path:
-    for name in VOCAB_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    raise SourceError(
-        f"{source}: missing tokenizer: none of {', '.join(VOCAB_FILES)} in {folder} "
-        "(pass one with --tokenizer; openai-whisper's gpt2.tiktoken/multilingual.tiktoken also work)"
-    )
-
-
-def read_vocabulary(path: Path, n_vocab: int) -> list[str]:
-    """The tokens in Whisper id order, completed with the special tokens a file leaves out."""
-    if not path.is_file():
-        raise SourceError(f"{path}: tokenizer file not found")
-    if path.suffix == ".tiktoken":
-        return _complete(_tiktoken_tokens(path), n_vocab, path)
-    if path.suffix == ".txt":
-        return _complete([t for t in path.read_text(encoding="utf-8").split("\n")][: n_vocab], n_vocab, path)
-    data = _read_json(path)
-    if isinstance(data, list):  # CTranslate2 vocabulary.json
-        return _complete([str(t) for t in data], n_vocab, path)
-    if isinstance(data, dict) and "model" in data:  # tokenizer.json
-        table = {**data["model"].get("vocab", {}), **{t["content"]: t["id"] for t in data.get("added_tokens", [])}}
-    elif isinstance(data, dict):  # vocab.json
-        table = data
-    else:
-        raise SourceError(f"{path}: not a tokenizer file")
-    tokens: list = [None] * (max(table.values()) + 1)
-    for token, index in table.items():
-        tokens[index] = token
-    return _complete(tokens, n_vocab, path)
-
-
-def _tiktoken_tokens(path: Path) -> list[str]:
-    """openai-whisper's rank files: "base64-token rank" per line."""
-    ranks = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            token, rank = line.split()
-            ranks[int(rank)] = token_text(base64.b64decode(token))
-    return [ranks[i] for i in range(len(ranks))]
-
-
-def _complete(tokens: list[str], n_vocab: int, path: Path) -> list[str]:
-    """Add what a vocabulary file may leave out: all the special tokens (a .tiktoken rank file)
-    or the timestamp tokens (some tokenizer.json files), in openai-whisper's order."""
-    if "<|endoftext|>" not in tokens:
-        languages = n_vocab - len(tokens) - 1509  # eot, sot, 6 task/special tokens, 1501 timestamps
-        if not 0 < languages <= len(LANGUAGE_CODES):
-            raise SourceError(f"{path}: {len(tokens)} tokens do not fit a {n_vocab}-token Whisper model")
-        tokens = tokens + ["<|endoftext|>", "<|startoftranscript|>"]
-        tokens += [f"<|{code}|>" for code in LANGUAGE_CODES[:languages]]
-        tokens += ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
-    tokens = tokens[:n_vocab]
-    tokens += [f"<|{i * 0.02:.2f}|>" for i in range(n_vocab - len(tokens))]
-    if None in tokens or "<|notimestamps|>" not in tokens:  # an id the file does not name
-        raise SourceError(f"{path}: not a complete Whisper vocabulary for {n_vocab} tokens")
-    return tokens
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SourceError(f"{path}: not valid JSON (truncated?): {err}") from None

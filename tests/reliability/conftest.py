@@ -99,6 +99,25 @@ write wrapper)."""
         yield fill
 
 
+@pytest.fixture
+def filling_disk(tmp_path: Path):
+    """``(folder, fill)`` on a real 16 MiB tmpfs: ``fill()`` takes all the space left, so that the
+    next write of a new file fails with the kernel's own ENOSPC. Skips where no tmpfs can be
+    mounted (the faults are then only those of ``full_disk``'s write wrapper)."""
+    disk = tmp_path / "filling"
+    with _mounted(disk, "size=16m") as mounted:
+        if not mounted:
+            pytest.skip("needs a tmpfs (root and mount(8)) to fill a real disk")
+
+        def fill() -> None:
+            with contextlib.suppress(OSError), (disk / "filler").open("ab") as f:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+
+        yield disk, fill
+
+
 def _enospc_wrapper(monkeypatch) -> None:
     import errno
 

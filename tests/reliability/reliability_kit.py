@@ -123,6 +123,16 @@ def assert_one_line_error(result: Result, *fragments: str, code: int = 2) -> str
     return lines[0]
 
 
+def assert_ends_in_one_line_error(result: Result, *fragments: str, code: int = 2) -> str:
+    """Like ``assert_one_line_error`` for a command that prints progress first: its last line
+    is the one error line."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert sum(line.startswith("error: ") for line in lines) == 1, result.stderr
+    return assert_one_line_error(Result(code, result.stdout, lines[-1] if lines else ""), *fragments, code=code)
+
+
 def snapshot(*paths: Path) -> dict[str, str]:
     """SHA-256 of every file under ``paths`` (a missing path is recorded as missing)."""
     found = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.audio import NONFINITE, SILENT
+from asr.audio import EMPTY, NONFINITE, SILENT
 from asr.data.manifest import Utterance, read_manifest, write_manifest
 from reliability_kit import (
     RATE, TEXTS, World, asr, assert_one_line_error, limit_for_extra, run_asr, snapshot, speechlike, write_wave,
@@ -178,3 +178,47 @@ def test_decode_options_too_large_for_memory_are_refused_before_any_work(world, 
     ok = run_asr("decode", "--exp", world.exp, "--manifest", world.test_manifest, "--out", out, "--method", "joint_beam",
                  "--beam", "4", "--device", "cpu", memory_limit=limit)  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
+
+
+@pytest.mark.parametrize("samples, reason", [(0, EMPTY), (1, SILENT)])
+def test_a_0_sample_file_is_refused_as_a_1_sample_file_is(world, tmp_path, samples, reason):
+    empty = write_wave(tmp_path / "short.wav", np.zeros(samples, np.float32))
+    good = write_wave(tmp_path / "good.wav", speechlike(1.0))
+    out = tmp_path / "out.jsonl"
+    result = asr("transcribe", "--exp", world.exp, empty, good, "--format", "json", "--out", out, "--method", "ctc_greedy")
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.strip() == f"error: {empty}: {reason}"
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["error"] == f"{empty}: {reason}" and records[1]["error"] is None
+
+
+def test_decode_rejects_a_0_sample_utterance_with_a_transcript(world, tmp_path):
+    empty = write_wave(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    utterances = [*read_manifest(world.test_manifest), Utterance("21-5-0099", str(empty), 0.0, RATE, "21", "5", "HELLO")]
+    write_manifest(utterances, tmp_path / "m.jsonl")
+    result = asr("decode", "--exp", world.exp, "--manifest", tmp_path / "m.jsonl", "--out", tmp_path / "d", "--method", "ctc_greedy")
+    assert result.exit_code == 1
+    assert (tmp_path / "d" / "rejected.tsv").read_text().splitlines()[1:] == [f"21-5-0099\t{empty}: {EMPTY}"]
+
+
+def test_transcribe_shows_the_segments_of_a_long_file_as_they_are_decoded(world, tmp_path, monkeypatch):
+    from rich.progress import Progress
+
+    from asr import transcribe as pipeline
+
+    shown = []
+
+    class Recorded(Progress):
+        def update(self, task, **fields):
+            if fields.get("total"):
+                shown.append((fields["description"], fields["completed"], fields["total"]))
+            super().update(task, **fields)
+
+    monkeypatch.setattr(pipeline, "counting_progress", lambda console, **kw: Recorded(console=console, **kw))
+    wav = write_wave(tmp_path / "long.wav", speechlike(12.0))
+    args = ["transcribe", "--exp", world.exp, wav, "--method", "ctc_greedy", "--segment-seconds", "1", "--no-vad", "--batch-size", "4"]
+    result = asr(*args)
+    assert result.exit_code == 0, result.stderr
+    total = shown[0][2]
+    assert total >= 12  # one-second segments at most
+    assert shown == [(f"  segments of {wav}", done, total) for done in [0, *range(4, total, 4), total]]

@@ -23,6 +23,9 @@ BAD_RECORDS = {
     "null text": ({"text": None}, "text must be a string"),
     "number id": ({"id": 7}, "id must be a string"),
     "empty audio path": ({"audio": ""}, "audio is empty"),
+    "TAB in id": ({"id": "1-2\t0001"}, "id '1-2\\t0001' holds a TAB"),
+    "newline in id": ({"id": "1-2\n0001"}, "holds a newline"),
+    "line separator in id": ({"id": "1-2\u20280001"}, "U+2028"),
 }
 
 
@@ -54,6 +57,19 @@ def _assert_nothing_made(out: Path, command: str) -> None:
         assert not (out / "checkpoints").exists() and not (out / "cmvn.json").exists()
     else:
         assert not out.exists()
+
+
+def test_prepare_jsonl_lists_ids_with_control_characters_as_rejected(tmp_path):
+    wav = write_wave(tmp_path / "a.wav", speechlike(1.0))
+    src = tmp_path / "mine.jsonl"
+    ids = ["good-1", "tab\tid", "new\nline", "bell\x07", "good-2"]
+    src.write_text("".join(json.dumps({"id": i, "audio": str(wav), "text": "HELLO"}) + "\n" for i in ids))
+    result = asr("prepare", "jsonl", src, "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.stderr
+    manifest = [json.loads(line) for line in (tmp_path / "m" / "mine.jsonl").read_text().splitlines()]
+    assert [u["id"] for u in manifest] == ["good-1", "good-2"]
+    rejected = (tmp_path / "m" / "mine.rejected.tsv").read_text().splitlines()
+    assert rejected == ["path\treason", *(f"{src}:{n}\tcontrol character (TAB, newline, ...) in the id" for n in (2, 3, 4))]
 
 
 @pytest.mark.parametrize("command", ["decode", "wer", "tokenizer", "train"])
@@ -216,10 +232,19 @@ def test_unknown_or_absent_devices(world, tmp_path, command, device):
     _assert_nothing_made(tmp_path / "out", command)
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "1e9"])
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "1e9", "0.05", "0.999"])
 def test_transcribe_segment_seconds_out_of_range(world, tmp_path, value):
     wav = write_wave(tmp_path / "a.wav", speechlike(1.0))
-    assert_one_line_error(asr("transcribe", "--exp", world.exp, wav, "--segment-seconds", value), "--segment-seconds")
+    line = assert_one_line_error(asr("transcribe", "--exp", world.exp, wav, "--segment-seconds", value), "--segment-seconds")
+    assert "from 1 to 600 seconds" in line
+
+
+@pytest.mark.parametrize("value", [0.05, 0.0, float("nan")])
+def test_api_segment_seconds_out_of_range(world, value):
+    import asr as api
+
+    with pytest.raises(ValueError, match="segment_seconds.*from 1 to 600 seconds|from 1 to 600 seconds.*segment_seconds"):
+        api.load(world.exp).transcribe(speechlike(1.0), segment_seconds=value, method="ctc_greedy")
 
 
 @pytest.mark.parametrize(
@@ -286,4 +311,12 @@ def test_decode_never_replaces_a_folder_that_is_not_a_decode_output(world, tmp_p
     before = snapshot(tmp_path)
     args = ["decode", "--exp", world.exp, "--manifest", world.test_manifest, "--out", tmp_path, "--method", "ctc_greedy"]
     assert_one_line_error(asr(*args), str(tmp_path), "not the output of an earlier decode")
+    assert snapshot(tmp_path) == before
+
+
+def test_tokenizer_train_never_replaces_a_folder_that_is_not_a_tokenizer(world, tmp_path):
+    (tmp_path / "notes.txt").write_text("my thesis\n")
+    before = snapshot(tmp_path)
+    args = ["tokenizer", "train", "--manifest", world.train_manifest, "--vocab-size", "20", "--out", tmp_path]
+    assert_one_line_error(asr(*args), str(tmp_path), "notes.txt", "not a tokenizer's file")
     assert snapshot(tmp_path) == before

@@ -91,9 +91,10 @@ def test_decode_output_folder_is_replaced_whole(world, tmp_path):
 
 @pytest.mark.parametrize("command", ["prepare", "wer", "decode", "transcribe", "tokenizer"])
 def test_a_full_disk_says_so_and_keeps_the_earlier_files(world, tmp_path, full_disk, command):
-    earlier = {"out/keep.txt": b"earlier output\n", "out/test.jsonl": b"{}\n", "out/wer.json": b"{}\n"}
+    earlier = {"out/keep.txt": b"earlier output\n", "out/test.jsonl": b"{}\n", "out/wer.json": b"{}\n",
+               "tok/tokenizer.model": b"earlier model\n", "tok/normalizer.txt": b"librispeech\n"}  # fmt: skip
     disk = full_disk(earlier)
-    out = disk / "out"
+    out = disk / ("tok" if command == "tokenizer" else "out")  # a tokenizer's --out holds only one
     wav = write_wave(tmp_path / "a.wav", speechlike(1.0))
     args = {
         "prepare": ["prepare", "librispeech", "--root", world.root, "--subsets", "test", "--out", out],

@@ -10,7 +10,7 @@ import torch
 from asr.text.whisper_bpe import WhisperTokenizer
 from asr.whisper.convert import import_whisper
 from asr.whisper.dims import WhisperDims, decoding_rules, non_speech_tokens
-from asr.whisper.sources import read_vocabulary
+from asr.whisper.vocab import read_vocabulary
 from asr.whisper.weights import expected_shapes
 
 import whisper
