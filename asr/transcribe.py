@@ -13,9 +13,8 @@ the Python API (:mod:`asr.api`) both call it.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,31 +26,43 @@ from asr.config import ExperimentConfig
 from asr.data.dataset import pad
 from asr.decode.align import FrameClock, Word, align_tokens, snap_to_speech, words_from_spans
 from asr.decode.budget import check_decode_memory
-from asr.decode.hypothesis import Hypothesis
+from asr.decode.hypothesis import Hypothesis, finite, hypothesis_text
 from asr.decode.options import DecodeOptions
-from asr.decode.search import encode, search_encoded
+from asr.decode.task import DecodingTask
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
 from asr.model import ASRModel
 from asr.progress import counting_progress
+from asr.nn.masks import NEG_INF
 from asr.text.tokenizer import Tokenizer
-from asr.whisper.language import decoding_language
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
 
 @dataclass(frozen=True)
 class Candidate:
-    """One entry of an n-best list: its text and its scores (natural-log; None if not computed)."""
+    """One entry of an n-best list: its text and the search's hypothesis (tokens and scores,
+    natural-log), written as every hypothesis record is (Hypothesis.record)."""
 
     text: str
-    score: float | None  # what the search ranked by
-    attention: float | None = None
-    ctc: float | None = None
+    hypothesis: Hypothesis
+
+    @property
+    def score(self) -> float | None:
+        """What the search ranked by (None: impossible, -inf)."""
+        return finite(self.hypothesis.score)
+
+    @property
+    def attention(self) -> float | None:
+        return finite(self.hypothesis.attention)
+
+    @property
+    def ctc(self) -> float | None:
+        return finite(self.hypothesis.ctc)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return self.hypothesis.record(self.text)
 
 
 @dataclass
@@ -97,10 +108,10 @@ class Transcription:
         if len(self.segments) == 1:
             return self.segments[0].nbest
         if not self.segments:
-            return [Candidate("", None)]
-        scores = [s.nbest[0].score if s.nbest else None for s in self.segments]
-        total = None if any(v is None for v in scores) else sum(scores)  # type: ignore[arg-type]
-        return [Candidate(self.text, total)]
+            return [Candidate("", Hypothesis([], NEG_INF))]
+        best = [s.nbest[0].hypothesis if s.nbest else Hypothesis([], NEG_INF) for s in self.segments]
+        tokens = [token for hyp in best for token in hyp.tokens]
+        return [Candidate(self.text, Hypothesis(tokens, sum(hyp.score for hyp in best)))]
 
     def to_json(self) -> dict:
         return {
@@ -108,12 +119,6 @@ class Transcription:
             "confidence": self.confidence, "segments": [s.to_json() for s in self.segments],
             "error": self.error,
         }  # fmt: skip
-
-
-def hypothesis_text(tokenizer: Tokenizer, tokens: list[int]) -> str:
-    """The text of a token sequence on one line, single spaces (a lone word-boundary piece, as
-    CTC greedy search can emit, would otherwise leave a double space)."""
-    return " ".join(tokenizer.decode(tokens).split())
 
 
 def segment_bounds(wave: Tensor, sample_rate: int, max_seconds: float) -> list[tuple[int, int]]:
@@ -148,7 +153,6 @@ def transcribe_waves(
     options: DecodeOptions,
     *,
     segment_seconds: float = 20.0,
-    nbest: int = 1,
     timestamps: bool = True,
     vad: bool = True,
     names: list[str] | None = None,
@@ -156,23 +160,20 @@ def transcribe_waves(
     """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
 
     Segments are at most ``segment_seconds`` long: the speech regions found by :mod:`asr.vad`,
-    or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the ``nbest`` best
-    hypotheses of each segment; ``timestamps`` False skips the forced alignment (no words, no
-    confidences). ``names`` become each result's ``path``.
+    or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the
+    ``options.nbest`` best hypotheses of each segment; ``timestamps`` False skips the forced
+    alignment (no words, no confidences). ``names`` become each result's ``path``.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
-    if nbest < 1:
-        raise ValueError(f"nbest must be at least 1, got {nbest}")
+    task = DecodingTask.build(model, options, tokenizer)  # this call's prompt, filters and method
     rate = model.config.features.sample_rate
     results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
     cut = vad_segments if vad else segment_bounds
     pieces = [(i, b) for i, wave in enumerate(waves) for b in cut(wave, rate, segment_seconds)]
     for first in range(0, len(pieces), options.batch_size):
         batch = pieces[first : first + options.batch_size]
-        segments = _decode_segments(
-            model, tokenizer, [(waves[i], bounds) for i, bounds in batch], options, nbest, timestamps
-        )
+        segments = _decode_segments(task, tokenizer, [(waves[i], bounds) for i, bounds in batch], timestamps)
         for (i, _), segment in zip(batch, segments):
             results[i].segments.append(segment)
     for result in results:
@@ -182,19 +183,15 @@ def transcribe_waves(
 
 @torch.inference_mode()
 def _decode_segments(
-    model: ASRModel,
-    tokenizer: Tokenizer,
-    pieces: list[tuple[Tensor, tuple[int, int]]],
-    options: DecodeOptions,
-    nbest: int,
-    timestamps: bool,
+    task: DecodingTask, tokenizer: Tokenizer, pieces: list[tuple[Tensor, tuple[int, int]]], timestamps: bool
 ) -> list[Segment]:
     """Decode segments (wave, (start, end) samples) as one batch -> one Segment each."""
+    model = task.model
     device = next(model.parameters()).device
     rate = model.config.features.sample_rate
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
-    encoded, enc_lengths = encode(model, waves.to(device), lengths.to(device), options.precision)
-    hyps = search_encoded(model, encoded, enc_lengths, options)
+    encoded, enc_lengths = task.encode(waves.to(device), lengths.to(device))
+    hyps = task.search(encoded, enc_lengths)
     # A model without a CTC head (an imported Whisper model before fine-tuning) has no times.
     has_ctc = getattr(model, "ctc", None) is not None
     log_probs = model.ctc_log_probs(encoded) if timestamps and has_ctc else None  # (B, T', V)
@@ -203,7 +200,7 @@ def _decode_segments(
     for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):
         best = nbest_list[0]
         segment = Segment(start / rate, end / rate, hypothesis_text(tokenizer, best.tokens))
-        segment.nbest = [_candidate(tokenizer, h) for h in nbest_list[:nbest]]
+        segment.nbest = [Candidate(hypothesis_text(tokenizer, h.tokens), h) for h in nbest_list[: task.options.nbest]]
         if log_probs is not None and best.tokens:
             spans = align_tokens(log_probs[b, : int(enc_lengths[b])], best.tokens)
             pieces_b = tokenizer.pieces(best.tokens) if spans else []
@@ -213,15 +210,6 @@ def _decode_segments(
                 segment.confidence = sum(w.confidence for w in segment.words) / len(segment.words)
         segments.append(segment)
     return segments
-
-
-def _candidate(tokenizer: Tokenizer, hyp: Hypothesis) -> Candidate:
-    return Candidate(hypothesis_text(tokenizer, hyp.tokens), _finite(hyp.score), _finite(hyp.attention), _finite(hyp.ctc))
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinities: an impossible score (-inf) is None."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def display_path(path: str | Path) -> str:
@@ -248,20 +236,19 @@ def transcribe_files(
     *,
     checkpoint: str | Path | None = None,
     segment_seconds: float | None = None,
-    nbest: int = 1,
     timestamps: bool = True,
     vad: bool = True,
     device: str | torch.device = "cpu",
     console: Console | None = None,
-    language: str | None = None,
 ) -> list[Transcription]:
     """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
     ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
-    training utterance. ``language``: a multilingual Whisper model's language for this run
-    (asr.whisper.language; None: the experiment's)."""
+    training utterance. ``options.language``: a multilingual Whisper model's language for this
+    run (asr.text.language; None: the experiment's)."""
     check_segment_seconds(segment_seconds)
     console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    options = DecodingTask.build(model, options, tokenizer).options  # a bad language fails here, first
     segment_seconds, warning = segment_limit(exp_dir, config, segment_seconds)
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, markup=True)
@@ -269,16 +256,16 @@ def transcribe_files(
     # Segments are at most segment_seconds long: the largest batch is known before any work.
     check_decode_memory(config, model.vocab_size, options, options.batch_size, int(segment_seconds * rate), device)
     results = []
-    with decoding_language(model, tokenizer, language), counting_progress(console, transient=True) as progress:
-        task = progress.add_task("transcribing", total=len(paths))
+    with counting_progress(console, transient=True) as progress:
+        shown = progress.add_task("transcribing", total=len(paths))
         for path in paths:
             try:  # a file that is there to be transcribed is expected to hold speech
                 wave, _ = load_audio(path, rate, expect_speech=True)
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
-                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)],
+                    timestamps=timestamps, vad=vad, names=[display_path(path)],
                 )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
                 results.append(Transcription(display_path(path), error=display_path(str(err))))
-            progress.advance(task)
+            progress.advance(shown)
     return results

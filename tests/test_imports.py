@@ -12,3 +12,23 @@ def test_model_imports_no_tokenizer_console_audio_or_data_modules():
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     heavy = [m for m in loaded if m.startswith(HEAVY)]
     assert heavy == []
+
+
+def test_decoding_imports_nothing_of_the_whisper_importer():
+    """Data flows one way: asr.decode is downstream of the model and the tokenizer, and the
+    Whisper importer (asr.whisper) is a producer of experiments, not a part of decoding."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "asr" / "decode"
+    found = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.name}: {name}" for name in names if name.startswith("asr.whisper")]
+    assert found == []

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from asr.decode.filters import LogitFilter, apply_filters
 from asr.nn.decoder import Decoder, DecoderCache
 from asr.nn.masks import NEG_INF, utterance_rows
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
@@ -73,52 +74,65 @@ class Scorer(Protocol):
 @dataclass
 class DecoderState:
     cache: DecoderCache
-    last: Tensor  # (N*G,) latest token of each hypothesis; <sos> before the first
+    last: Tensor  # (N*G,) latest token of each hypothesis; <sos> (or the prompt's last) before the first
     total: Tensor  # (N*G,) decoder log-prob of each hypothesis's tokens
+    step: int = 0  # tokens chosen so far (hypotheses grow in lockstep): what the logit filters see
 
 
 class DecoderScorer:
     """Incremental decoder scoring with an explicit :class:`DecoderCache`.
 
     The cache holds the encoder keys/values once per utterance (projected in ``init``) and the
-    self-attention keys/values of each hypothesis; ``select`` touches only the latter.
+    self-attention keys/values of each hypothesis; ``select`` touches only the latter. A
+    ``prompt`` (Whisper's <|startoftranscript|> ... <|notimestamps|>) is fed first, its last
+    token in place of <sos>; the ``filters`` (asr.decode.filters) rule the logits of each step.
+    Both are this scorer's, per decode: the decoder itself is never changed.
     """
 
     partial = False
     max_token_score = 0.0
 
-    def __init__(self, decoder: Decoder, blank: int = BLANK_ID, eos: int = SOS_EOS_ID, capacity: int = 16):
+    def __init__(
+        self, decoder: Decoder, blank: int = BLANK_ID, eos: int = SOS_EOS_ID, capacity: int = 16,
+        prompt: tuple[int, ...] = (), filters: tuple[LogitFilter, ...] = (),
+    ):  # fmt: skip
         self.decoder = decoder
         self.blank = blank
         self.eos = eos
         self.capacity = capacity  # steps the self-attention cache holds before it must grow
+        self.prompt = tuple(prompt)
+        self.filters = tuple(filters)
 
     def init(self, memory: Tensor, memory_lengths: Tensor, group: int) -> DecoderState:
         """memory (N, T, D), memory_lengths (N,) -> G empty hypotheses per utterance."""
         cache = self.decoder.init_cache(memory, memory_lengths, group, self.capacity)
         hyps = memory.shape[0] * group
-        last = torch.full((hyps,), self.eos, dtype=torch.long, device=memory.device)
+        for token in self.prompt[:-1]:  # the prompt before <sos> (Whisper: at most 3 tokens)
+            cache = self.decoder.feed(memory.new_full((hyps,), token, dtype=torch.long), cache)[1]
+        start = self.prompt[-1] if self.prompt else self.eos
+        last = torch.full((hyps,), start, dtype=torch.long, device=memory.device)
         return DecoderState(cache, last, memory.new_zeros(hyps, dtype=torch.float32))
 
     def score(self, state: DecoderState, candidates: Tensor | None) -> Scores:
         """Feed each hypothesis's latest token -> log-prob totals (H, V) (or (H, K) of the
         candidates) in float32, and the totals with <eos>."""
         logits, cache = self.decoder.step(state.last, state.cache)
+        logits = apply_filters(self.filters, logits, state.step)
         totals = state.total[:, None] + next_token_log_probs(logits, self.blank)  # (H, V)
         tokens = totals if candidates is None else totals.gather(1, candidates)
-        return Scores(tokens, totals[:, self.eos], (cache, totals))
+        return Scores(tokens, totals[:, self.eos], (cache, totals, state.step))
 
-    def select(self, scored_state: tuple[DecoderCache, Tensor], selection: Selection) -> DecoderState:
-        cache, totals = scored_state
+    def select(self, scored_state: tuple[DecoderCache, Tensor, int], selection: Selection) -> DecoderState:
+        cache, totals, step = scored_state
         total = totals[selection.rows, selection.tokens]
         if not selection.in_place:  # (in place, copying the self-attention cache is not needed)
             cache = cache.select_hypotheses(selection.rows)
-        return DecoderState(cache, selection.tokens, total)
+        return DecoderState(cache, selection.tokens, total, step + 1)
 
     def select_utterances(self, state: DecoderState, keep: Tensor) -> DecoderState:
         cache = state.cache.select_utterances(keep)
         rows = utterance_rows(keep, cache.group)
-        return DecoderState(cache, state.last[rows], state.total[rows])
+        return DecoderState(cache, state.last[rows], state.total[rows], state.step)
 
 
 def next_token_log_probs(logits: Tensor, blank: int = BLANK_ID) -> Tensor:
