@@ -399,6 +399,12 @@ def _decode_options(values: dict, overrides: list[str] | None) -> DecodeOptions:
     return with_overrides(DecodeOptions(**values), overrides or [])
 
 
+def _safeguards(best_of: int, compression_ratio: float | None, logprob: float | None, no_speech: float | None,
+                no_repeat_ngram: int) -> dict:  # fmt: skip
+    return dict(best_of=best_of, compression_ratio_threshold=compression_ratio, logprob_threshold=logprob,
+                no_speech_threshold=no_speech, no_repeat_ngram=no_repeat_ngram)  # fmt: skip
+
+
 Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring (default: joint_beam; attention_beam for a model without a CTC head, e.g. imported Whisper).", show_default=False)]
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
@@ -411,6 +417,11 @@ BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, typer.Option(help="Encoder arithmetic: fp32, or bf16 (about 2x faster on CPUs with AMX or AVX512-BF16, and on GPUs; elsewhere it runs fp32 with a warning). The search is fp32 either way.")]
 Language = Annotated[Optional[str], typer.Option(help="Multilingual Whisper models: the language to transcribe for this run (a code: en, de, fr, ...; default: the one chosen at import).", show_default=False)]
+BestOf = Annotated[int, typer.Option(help="Whisper models' temperature fallback: samples per utterance at each temperature > 0 (the temperatures: --set decode.temperatures=[0,0.2,0.4,0.6,0.8,1]; [0]: no fallback).")]
+CompressionRatio = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the text's gzip compression ratio is above this (a loop); off: --set decode.compression_ratio_threshold=null.")]
+LogprobThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the average log-prob per token is below this; off: --set decode.logprob_threshold=null.")]
+NoSpeechThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: an utterance is silence (empty result) when its <|nospeech|> probability is above this and its average log-prob below --logprob-threshold; off: --set decode.no_speech_threshold=null.")]
+NoRepeatNgram = Annotated[int, typer.Option(help="Never repeat an n-gram of this many tokens in a hypothesis, a guard against loops (0: off; longer than any true repeat).")]
 DecodeSet = Annotated[Optional[list[str]], typer.Option("--set", help="Override a decoding option: --set decode.beam=5 (repeatable; any field of DecodeOptions, also those without a flag, e.g. decode.length_alpha, decode.pre_beam_ratio).")]
 
 
@@ -435,6 +446,11 @@ def decode(
     lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = DECODE.lm_weight,
     precision: Precision = DECODE.precision,
     language: Language = DECODE.language,
+    best_of: BestOf = DECODE.best_of,
+    compression_ratio_threshold: CompressionRatio = DECODE.compression_ratio_threshold,
+    logprob_threshold: LogprobThreshold = DECODE.logprob_threshold,
+    no_speech_threshold: NoSpeechThreshold = DECODE.no_speech_threshold,
+    no_repeat_ngram: NoRepeatNgram = DECODE.no_repeat_ngram,
     set_: DecodeSet = None,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
@@ -444,7 +460,8 @@ def decode(
     options = _decode_options(
         dict(method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus, length_norm=length_norm,
              max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, normalizer=normalizer,
-             lm=str(lm) if lm is not None else None, lm_weight=lm_weight, precision=precision, language=language),
+             lm=str(lm) if lm is not None else None, lm_weight=lm_weight, precision=precision, language=language,
+             **_safeguards(best_of, compression_ratio_threshold, logprob_threshold, no_speech_threshold, no_repeat_ngram)),
         set_,
     )  # fmt: skip
     options = options.for_model(_has_ctc(exp))
@@ -481,6 +498,11 @@ def transcribe(
     device: Device = "auto",
     precision: Precision = DECODE.precision,
     language: Language = DECODE.language,
+    best_of: BestOf = DECODE.best_of,
+    compression_ratio_threshold: CompressionRatio = DECODE.compression_ratio_threshold,
+    logprob_threshold: LogprobThreshold = DECODE.logprob_threshold,
+    no_speech_threshold: NoSpeechThreshold = DECODE.no_speech_threshold,
+    no_repeat_ngram: NoRepeatNgram = DECODE.no_repeat_ngram,
     set_: DecodeSet = None,
 ) -> None:
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
@@ -497,7 +519,8 @@ def transcribe(
     options = _decode_options(
         dict(method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus, length_norm=length_norm,
              max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, precision=precision,
-             language=language),
+             language=language,
+             **_safeguards(best_of, compression_ratio_threshold, logprob_threshold, no_speech_threshold, no_repeat_ngram)),
         set_,
     ).for_model(_has_ctc(exp))  # fmt: skip
     results = transcribe_files(

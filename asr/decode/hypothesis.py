@@ -27,11 +27,15 @@ class Hypothesis:
     length normalisation or bonus of :class:`asr.decode.ranking.Ranker`. ``scores`` holds each
     scorer's own score of the whole sequence with <eos>, by scorer name ("decoder", "ctc",
     "lm", ...); a scorer the search did not use is absent (e.g. "decoder" for CTC greedy search).
+    With Whisper's safeguards (asr.decode.fallback), ``temperature`` is the temperature of the
+    decode that gave it and ``no_speech`` the probability of <|nospeech|>; None otherwise.
     """
 
     tokens: list[int]  # without <sos>/<eos>
     score: float
     scores: Mapping[str, float] = field(default_factory=dict)
+    temperature: float | None = None
+    no_speech: float | None = None
 
     @property
     def attention(self) -> float | None:
@@ -49,7 +53,9 @@ class Hypothesis:
         named = {RECORD_NAMES.get(name, name): value for name, value in self.scores.items()}
         parts = {name: None for name in ALWAYS_RECORDED} | named
         scores = {name: finite(value) for name, value in parts.items()}
-        return {"text": text, "tokens": list(self.tokens), "score": finite(self.score), **scores}
+        safeguards = {"temperature": self.temperature, "no_speech_prob": self.no_speech}
+        extra = {k: v for k, v in safeguards.items() if v is not None}
+        return {"text": text, "tokens": list(self.tokens), "score": finite(self.score), **scores, **extra}
 
 
 def hypothesis_text(tokenizer: Tokenizer, tokens: list[int]) -> str:

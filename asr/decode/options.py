@@ -34,6 +34,8 @@ MAX_BEAM = 200
 MAX_BATCH_SIZE = 1024
 MAX_LENGTH_RATIO = 10.0
 PRECISIONS = ("fp32", "bf16")
+MAX_TEMPERATURE = 10.0
+MAX_NGRAM = 100
 
 
 def default_method(has_ctc_head: bool) -> Method:
@@ -69,6 +71,15 @@ class DecodeOptions:
     nbest: int = 1  # hypotheses kept per utterance/segment in the output (nbest.jsonl, n-best lists)
     lm: str | None = None  # `asr decode`: an `asr lm train` folder fused into beam search (with lm_weight)
     normalizer: str | None = None  # `asr decode`: text normalisation of the WER report (None: the tokenizer's)
+    # Whisper's safeguards (asr.decode.fallback), openai-whisper transcribe's defaults; they apply to
+    # attention_greedy / attention_beam of models with a Whisper prompt. None switches a threshold off.
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback; (0.0,): none
+    best_of: int = 5  # samples per utterance at a temperature > 0
+    compression_ratio_threshold: float | None = 2.4  # fall back above this gzip ratio of the text
+    logprob_threshold: float | None = -1.0  # fall back below this average log-prob per token
+    no_speech_threshold: float | None = 0.6  # silence above this <|nospeech|> probability (and low log-prob)
+    no_repeat_ngram: int = 0  # > 0: no n-gram of this many tokens twice in a hypothesis (any model)
+    seed: int = 0  # of the sampling at temperatures > 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -100,6 +111,7 @@ class DecodeOptions:
             problems.append(f"nbest must be an integer from 1 to {MAX_BEAM}, got {self.nbest!r}")
         if self.lm is not None and self.lm_weight == 0.0:
             problems.append("lm needs an lm_weight above 0 (--lm-weight, e.g. 0.3)")
+        problems += _safeguard_problems(self)
         if problems:
             raise ValueError("invalid decode options: " + "; ".join(problems))
 
@@ -126,6 +138,25 @@ def with_overrides(options: DecodeOptions, overrides: list[str]) -> DecodeOption
         raise ConfigError(f"unknown config key decode.{unknown[0]}; valid keys here: {', '.join(sorted(hints))}")
     coerced = {key: coerce_value(value, hints[key], f"decode.{key}") for key, value in changes.items()}
     return dataclasses.replace(options, **coerced)
+
+
+def _safeguard_problems(options: DecodeOptions) -> list[str]:
+    problems = []
+    temps = options.temperatures
+    if not temps or not all(isinstance(t, (int, float)) and 0.0 <= t <= MAX_TEMPERATURE for t in temps):
+        problems.append(f"temperatures must be one or more numbers in [0, {MAX_TEMPERATURE:g}], got {temps!r}")
+    if not _positive_int(options.best_of, MAX_BEAM):
+        problems.append(f"best_of must be an integer from 1 to {MAX_BEAM}, got {options.best_of!r}")
+    ratio, logprob, no_speech = options.compression_ratio_threshold, options.logprob_threshold, options.no_speech_threshold
+    if ratio is not None and not 0.0 < ratio < math.inf:
+        problems.append(f"compression_ratio_threshold must be > 0 (or None: off), got {ratio!r}")
+    if logprob is not None and not -math.inf < logprob <= 0.0:
+        problems.append(f"logprob_threshold must be <= 0 (or None: off), got {logprob!r}")
+    if no_speech is not None and not 0.0 <= no_speech <= 1.0:
+        problems.append(f"no_speech_threshold must be in [0, 1] (or None: off), got {no_speech!r}")
+    if not (isinstance(options.no_repeat_ngram, int) and 0 <= options.no_repeat_ngram <= MAX_NGRAM):
+        problems.append(f"no_repeat_ngram must be an integer from 0 (off) to {MAX_NGRAM}, got {options.no_repeat_ngram!r}")
+    return problems
 
 
 def _positive_int(value: object, limit: int) -> bool:

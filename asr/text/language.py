@@ -99,3 +99,15 @@ def language_prompt(tokenizer: Tokenizer | None, prompt: tuple[int, ...], langua
             "Whisper's, so it has no language to replace"
         )
     return asked
+
+
+def no_speech_token(tokenizer: Tokenizer | None) -> int | None:
+    """The model id of Whisper's no-speech token (<|nospeech|>, called <|nocaptions|> before
+    large-v3), whose probability after <|startoftranscript|> says an input holds no speech; None
+    for a model without one (SentencePiece)."""
+    if not isinstance(tokenizer, WhisperTokenizer):
+        return None
+    for name in ("<|nospeech|>", "<|nocaptions|>"):
+        if name in tokenizer.specials:
+            return tokenizer.specials[name]
+    return None
