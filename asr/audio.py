@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -104,14 +105,22 @@ def load_audio(
         f"loading {path} ({frames / max(1, rate) / 3600:.2f} hours of audio)",
         "split the file into shorter ones",
     )
+    return decode_audio(os.fsencode(path), path, sample_rate, expect_speech)
+
+
+def decode_audio(
+    source: bytes | BinaryIO, name: str | Path, sample_rate: int | None = None, expect_speech: bool = False
+) -> tuple[torch.Tensor, int]:
+    """``load_audio`` for an encoded file that is already open or in memory (a tar shard's
+    member): ``source`` is a path as bytes or a file object, ``name`` what errors call it."""
     try:
-        data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)  # (samples, channels)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)  # (samples, channels)
     except (sf.SoundFileError, RuntimeError) as err:
-        raise AudioError(f"{path}: cannot decode audio ({err})") from None
+        raise AudioError(f"{name}: cannot decode audio ({err})") from None
     waveform = torch.from_numpy(data).mean(dim=1)  # (samples,)
     reason = content_problem(torch.from_numpy(data), expect_speech)
     if reason:
-        raise AudioContentError(path, reason)
+        raise AudioContentError(name, reason)
     if sample_rate is not None and sample_rate != rate:
         if waveform.numel() > 0:  # resample() fails on empty input; empty stays empty
             waveform = AF.resample(waveform, rate, sample_rate)

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from asr import files
-from asr.config import ConfigError, from_dict, to_dict
+from asr.config import ConfigError, from_dict, lm_config_from_dict, to_dict
 from asr.faults import kill_point
 from asr.model import ASRModel
+from asr.nn.lm import TransformerLM
 
 HASH_KEY = "sha256"
 TOKENIZER_HASH_KEY = "tokenizer_sha256"
@@ -80,9 +81,10 @@ def directory_hash(directory: str | Path) -> str:
 # --------------------------------------------------------------------------- save and load
 
 
-def model_state(model: ASRModel, tokenizer_sha256: str | None = None) -> dict:
+def model_state(model: ASRModel | TransformerLM, tokenizer_sha256: str | None = None) -> dict:
     """What decoding needs from a checkpoint: the weights, the resolved config, the vocabulary size
-    and (when known) the hash of the tokenizer the model was trained with."""
+    and (when known) the hash of the tokenizer the model was trained with. (A language model's
+    config is its ``lm`` section.)"""
     state = {"model": model.state_dict(), "config": to_dict(model.config), "vocab_size": model.vocab_size}
     if tokenizer_sha256:
         state[TOKENIZER_HASH_KEY] = tokenizer_sha256
@@ -132,13 +134,30 @@ def model_from_checkpoint(state: dict, where: str | Path = "checkpoint") -> ASRM
         model = ASRModel(from_dict(state["config"]), state["vocab_size"])
     except (ConfigError, KeyError) as err:
         raise CheckpointError(f"{where}: config or vocab_size unusable ({err})") from None
+    _load_weights(model, state, where)
+    return model
+
+
+def lm_from_checkpoint(state: dict, where: str | Path = "checkpoint") -> TransformerLM:
+    """Rebuild a language model from a checkpoint's ``lm`` config and vocabulary size, then load
+    its weights. An LM saved before LMs used this format (no content hash) is refused."""
+    if HASH_KEY not in state or "options" in state:
+        raise CheckpointError(f"{where}: an LM in the format of older asr versions; train it again with `asr lm train`")
+    try:
+        model = TransformerLM(lm_config_from_dict(state["config"]), state["vocab_size"])
+    except (ConfigError, KeyError) as err:
+        raise CheckpointError(f"{where}: not a language model, or its config is unusable ({err})") from None
+    _load_weights(model, state, where)
+    return model
+
+
+def _load_weights(model: torch.nn.Module, state: dict, where: str | Path) -> None:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         first = str(err).strip().splitlines()
         reason = (first[1] if len(first) > 1 else first[0]).strip()[:160]
         raise CheckpointError(f"{where}: weights do not fit the model its config describes ({reason})") from None
-    return model
 
 
 # --------------------------------------------------------------------------- best-K and averaging

@@ -148,14 +148,18 @@ def prepare_librispeech(
     base_url: Annotated[str, typer.Option(help="Download mirror (the tarballs are <base-url>/<subset>.tar.gz).")] = "https://www.openslr.org/resources/12",
     workers: Annotated[int, typer.Option(help="Parallel workers reading audio metadata.")] = 4,
     sample_rate: Annotated[int, typer.Option(help="Expected sample rate; other rates are rejected.")] = 16000,
+    trust_layout: Annotated[bool, typer.Option("--trust-layout", help="Use subsets without a .complete marker as they are, unchecked: for your own data in LibriSpeech layout (official subsets are checked against the official counts instead).")] = False,
 ) -> None:
-    """Write one JSONL manifest per LibriSpeech subset (optionally downloading it first)."""
+    """Write one JSONL manifest per LibriSpeech subset (optionally downloading it first).
+
+    An existing copy, even read-only, is used where it is: nothing is written under --root
+    (without --download), only to --out."""
     from asr.data.librispeech import prepare_librispeech as prepare, print_summary
 
     names = [s.strip() for s in subsets.split(",") if s.strip()]
     reports = prepare(
         root, names, out, download=download, base_url=base_url, num_workers=workers,
-        sample_rate=sample_rate, console=console,
+        sample_rate=sample_rate, console=console, trust_layout=trust_layout,
     )
     print_summary(reports, stdout)
 
@@ -214,6 +218,24 @@ def prepare_jsonl(
     print_summary({report.subset: report}, stdout, title="Manifest")
 
 
+@prepare_app.command("shards")
+@_user_errors
+def prepare_shards(
+    manifest: Annotated[Path, typer.Argument(help="Manifest (.jsonl) whose audio to pack.", metavar="FILE")],
+    out: Annotated[Path, typer.Option(help="Folder for shard-NNNNNN.tar, shards.json, utterances.jsonl and rejected.tsv.")],
+    shard_seconds: Annotated[float, typer.Option(help="Audio per shard, in seconds (each rank needs at least one shard, each DataLoader worker one to be busy).")] = 3600.0,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle that spreads speakers over the shards.")] = 0,
+    workers: Annotated[int, typer.Option(help="Threads screening the audio.")] = 4,
+) -> None:
+    """Pack a manifest's usable audio into tar shards for `asr train` (data.train_shards=FOLDER)."""
+    from asr.data.shards import write_shards
+
+    index = write_shards(manifest, out, shard_seconds=shard_seconds, seed=seed, num_workers=workers, console=console)
+    hours = sum(u.duration for u in index.utterances) / 3600
+    stdout.print(f"{len(index.files)} shard(s) of {len(index.utterances)} utterances ({hours:.2f} h) in {out}; "
+                 f"train with --set data.train_shards={out}")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -246,38 +268,18 @@ def tokenizer_train(
 @lm_app.command("train")
 @_user_errors
 def lm_train(
-    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder (the recogniser's: the LM scores its units).")],
-    out: Annotated[Path, typer.Option(help="Folder to write lm.pt, tokenizer/ and log.jsonl into.")],
-    text: Annotated[Optional[list[Path]], typer.Option(help="Text file(s), one sentence a line (.gz read as gzip).")] = None,
-    manifest: Annotated[Optional[list[Path]], typer.Option(help="Manifest(s) whose transcripts to train on.")] = None,
-    layers: Annotated[int, typer.Option(help="Transformer blocks.", min=1)] = 4,
-    d_model: Annotated[int, typer.Option(help="Model width.", min=8)] = 256,
-    heads: Annotated[int, typer.Option(help="Attention heads.", min=1)] = 4,
-    ff_dim: Annotated[int, typer.Option(help="Feed-forward width.", min=8)] = 1024,
-    dropout: Annotated[float, typer.Option(help="Dropout.", min=0.0, max=0.9)] = 0.1,
-    epochs: Annotated[int, typer.Option(help="Passes over the text.", min=1)] = 10,
-    batch_tokens: Annotated[int, typer.Option(help="Units per batch (padded).", min=16)] = 4000,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 1e-3,
-    warmup_steps: Annotated[int, typer.Option(help="Updates of linear warmup.", min=0)] = 500,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder to write config.yaml, tokenizer/, log.jsonl and lm.pt into.")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML config with an lm section (see configs/lm/; default: the built-in defaults).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config value: --set lm.data.tokenizer=DIR, --set lm.data.text=\\[a.txt.gz] (a YAML list), --set lm.model.layers=6 (repeatable).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Train a Transformer LM on the tokenizer's units, from text files or manifests' transcripts."""
-    from itertools import chain
-
-    from asr.lm.data import manifest_sentences, text_sentences
-    from asr.lm.train import LMTrainOptions, train_lm
+    from asr.config import load_lm_config
+    from asr.lm.train import train_lm
     from asr.train.distributed import pick_device
 
-    if not text and not manifest:
-        raise ValueError("give --text FILE or --manifest M (or both) to train the LM on")
-
-    def sentences():
-        return chain(*(text_sentences(t) for t in text or []), manifest_sentences(manifest or []))
-
-    shape = dict(layers=layers, d_model=d_model, heads=heads, ff_dim=ff_dim, dropout=dropout)
-    options = LMTrainOptions(epochs=epochs, batch_tokens=batch_tokens, lr=lr, warmup_steps=warmup_steps, seed=seed)
-    summary = train_lm(sentences, tokenizer, out, shape, options, device=pick_device(device), console=console)
+    resolved = load_lm_config(config, set_ or [])
+    summary = train_lm(resolved, out, device=pick_device(device), console=console)
     stdout.print(f"LM trained ({summary.updates} updates, last epoch {summary.loss:.3f} nats per unit) in {out}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Callable
 
 import torch
 from rich.console import Console
@@ -20,6 +21,9 @@ from asr.features import LogMel
 from asr.progress import counting_progress
 
 
+AudioSource = Callable[[Utterance], torch.Tensor]  # utterance -> (S,) float32 waveform
+
+
 class CMVNError(ValueError):
     """Statistics that cannot be computed or read (no usable audio, a damaged cmvn.json)."""
 
@@ -27,16 +31,18 @@ class CMVNError(ValueError):
 class _FeatureSums(torch.utils.data.Dataset):
     """One utterance -> (frame count, per-bin sum, per-bin sum of squares), in float64."""
 
-    def __init__(self, utterances: list[Utterance], config: FeatureConfig):
+    def __init__(self, utterances: list[Utterance], config: FeatureConfig, audio: AudioSource | None = None):
         self.utterances = utterances
         self.config = config
         self.logmel = LogMel(config)
+        self.audio = audio
 
     def __len__(self) -> int:
         return len(self.utterances)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor]:
-        wave, _ = load_audio(self.utterances[index].audio, self.config.sample_rate)  # (S,)
+        utt = self.utterances[index]
+        wave = self.audio(utt) if self.audio else load_audio(utt.audio, self.config.sample_rate)[0]  # (S,)
         with torch.no_grad():
             feats, lengths = self.logmel(wave[None], torch.tensor([wave.numel()]))
         frames = feats[0, : lengths[0]].double()  # (T, F)
@@ -57,10 +63,12 @@ def compute_cmvn_stats(
     max_utterances: int = 0,
     num_workers: int = 2,
     console: Console | None = None,
+    audio: AudioSource | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-bin mean and variance of log-mel features over every frame of ``manifest_utterances``.
 
-    ``max_utterances > 0`` uses a random subset of that size (seeded, so reruns agree). Sums are
+    ``audio`` reads an utterance's waveform at the features' rate where its ``audio`` field is
+    not the file to read (tar shards: asr.data.shards). ``max_utterances > 0`` uses a random subset of that size (seeded, so reruns agree). Sums are
     accumulated in float64: hundreds of millions of frames would lose precision in float32.
 
     Returns:
@@ -73,7 +81,7 @@ def compute_cmvn_stats(
     if not utterances:
         raise CMVNError("no utterances to compute CMVN statistics from")
     loader = torch.utils.data.DataLoader(
-        _FeatureSums(utterances, config),
+        _FeatureSums(utterances, config, audio),
         batch_size=8,
         num_workers=num_workers,
         collate_fn=_sum_items,

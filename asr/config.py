@@ -63,6 +63,10 @@ _FRACTION = (0.0, 1.0, False)
 @dataclass(frozen=True)
 class DataConfig(_Checked):
     train_manifest: str = ""
+    # Instead of train_manifest: a folder written by `asr prepare shards` (asr.data.shards), read
+    # shard by shard; each DataLoader worker buckets shard_window of its shards at a time (0: all).
+    train_shards: str = ""
+    shard_window: int = 1
     dev_manifest: str = ""
     tokenizer: str = ""  # directory written by `asr tokenizer train`
     max_batch_seconds: float = 100.0  # total audio per batch (before padding)
@@ -182,6 +186,11 @@ class TrainConfig(_Checked):
     init: str = ""  # start from this experiment's weights (`asr train --init EXP`), e.g. imported Whisper
     freeze_encoder: int = 0  # fine-tuning: freeze the stem and the first N encoder blocks; -1 = all of it
     tensorboard: bool = False  # also write the log as TensorBoard scalars in exp/tensorboard/
+    # Multi-GPU (asr.train.distributed): seconds a collective waits for the other ranks before
+    # the job ends (a dead or hung rank ends every rank in about this long), and the longer wait
+    # of the ranks while rank 0 alone computes CMVN statistics, validates or writes a checkpoint.
+    dist_timeout: float = 600.0
+    dist_wait_timeout: float = 7200.0
 
 
 @dataclass(frozen=True)
@@ -193,13 +202,72 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class LMDataConfig(_Checked):
+    tokenizer: str = ""  # the recogniser's tokenizer folder: the LM scores its units
+    text: tuple[str, ...] = ()  # text files, one sentence a line (.gz read as gzip)
+    manifests: tuple[str, ...] = ()  # manifests whose transcripts are trained on too
+    batch_tokens: int = 4000  # units per batch, padding included
+    max_units: int = 256  # longer sentences are cut to this many units
+    chunk: int = 100_000  # sentences read, sorted by length and batched at a time
+
+
+@dataclass(frozen=True)
+class LMModelConfig(_Checked):
+    d_model: int = 256
+    heads: int = 4
+    layers: int = 4
+    ff_dim: int = 1024
+    dropout: float = 0.1
+    activation: Literal["relu", "gelu"] = "gelu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_model % self.heads:
+            raise ConfigError(f"heads={self.heads} does not divide d_model={self.d_model}")
+
+
+@dataclass(frozen=True)
+class LMTrainConfig(_Checked):
+    """The keys of TrainConfig that language-model training uses (same meaning), with LM defaults."""
+
+    epochs: int = 10
+    max_steps: int = 0  # 0 = no limit
+    lr: float = 1e-3  # peak, at the end of warmup
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0
+    accum_steps: int = 1
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+    log_every: int = 50
+    max_nonfinite: int = 20
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """The ``lm`` section: a Transformer language model over the tokenizer's units."""
+
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+
+
+@dataclass(frozen=True)
+class LMExperimentConfig:
+    """An `asr lm train` config file: its one section, ``lm``."""
+
+    lm: LMConfig = field(default_factory=LMConfig)
+
+
 # Allowed values of each numeric key: (low, high, low excluded); None = unbounded. A flat table,
 # so the limits of every key can be read in one place. Upper bounds keep a typo (an extra zero)
 # from asking for more memory than any machine has.
 RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
     "DataConfig": {
         "max_batch_seconds": (0.0, 36000.0, True), "max_duration": (0.0, 3600.0, True),
-        "num_workers": _between(0, 64), "bucket_size": _at_least(1),
+        "num_workers": _between(0, 64), "bucket_size": _at_least(1), "shard_window": _at_least(0),
     },
     "FeatureConfig": {
         "sample_rate": _between(1000, 192000), "n_mels": _between(1, 512),
@@ -224,8 +292,18 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, bool]]] = {
         "grad_clip": _POSITIVE, "accum_steps": _between(1, 1024), "log_every": _at_least(1),
         "valid_every": _at_least(0), "checkpoint_every": _at_least(0), "keep_best": _between(1, 1000),
         "max_nonfinite": _at_least(1), "valid_max_utterances": _at_least(0),
+        "dist_timeout": (0.0, 604800.0, True), "dist_wait_timeout": (0.0, 604800.0, True),
+    },
+    "LMDataConfig": {"batch_tokens": _between(2, 10_000_000), "max_units": _between(1, 100_000), "chunk": _at_least(1)},
+    "LMModelConfig": {
+        "d_model": _between(1, 16384), "heads": _between(1, 128), "layers": _between(1, 100),
+        "ff_dim": _between(1, 65536), "dropout": (0.0, 0.99, False),
     },
 }  # fmt: skip
+# LMTrainConfig's keys are TrainConfig's, with the same limits.
+RANGES["LMTrainConfig"] = {
+    f.name: RANGES["TrainConfig"][f.name] for f in dataclasses.fields(LMTrainConfig) if f.name in RANGES["TrainConfig"]
+}
 
 
 def _type_name(tp: Any) -> str:
@@ -361,6 +439,21 @@ def load_config(
     """Read a YAML config (or the defaults when ``path`` is None) and apply dotted overrides.
     With ``base`` (another experiment's config, for ``asr train --init``) the file's values
     are laid over it, so that the file needs only what it changes."""
+    return _load(ExperimentConfig, path, overrides, base)
+
+
+def load_lm_config(path: str | Path | None, overrides: list[str] | None = None) -> LMConfig:
+    """The ``lm`` section of an `asr lm train` config file (or the defaults), with dotted
+    overrides ``lm.model.layers=6``."""
+    return _load(LMExperimentConfig, path, overrides).lm
+
+
+def lm_config_from_dict(values: dict) -> LMConfig:
+    """An ``lm`` section from plain data (as a checkpoint stores it)."""
+    return _build(LMConfig, values or {}, "lm")
+
+
+def _load(cls: type, path: str | Path | None, overrides: list[str] | None, base: dict | None = None) -> Any:
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -374,11 +467,11 @@ def load_config(
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     values = apply_overrides(merge(base or {}, values), overrides or [])
     try:
-        return from_dict(values)
+        return _build(cls, values or {})
     except ConfigError as err:
         raise ConfigError(f"{path or 'config'}: {err}") from None
 
 
-def save_config(config: ExperimentConfig, path: str | Path) -> None:
+def save_config(config: ExperimentConfig | LMExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 

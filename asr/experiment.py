@@ -12,6 +12,14 @@
         averaged.pt        written by `asr average`
         imported.pt        written by `asr import whisper` (weights only)
 
+A language model's folder (`asr lm train`) has the same form:
+
+    lm/
+      config.yaml          resolved config (its ``lm`` section)
+      tokenizer/           the tokenizer its units come from (the recogniser's)
+      log.jsonl            train and epoch records
+      lm.pt                the model (a checkpoint as below)
+
 Every checkpoint stores the resolved config, the vocabulary size and the tokenizer's content hash,
 so a model is rebuilt from the checkpoint alone, never from command-line flags, and never paired
 with another tokenizer (see ``asr.checkpoint``).
@@ -23,9 +31,10 @@ from pathlib import Path
 
 import torch
 
-from asr.checkpoint import average_best as _average, check_tokenizer, load_checkpoint, model_from_checkpoint
+from asr.checkpoint import average_best as _average, check_tokenizer, load_checkpoint, lm_from_checkpoint, model_from_checkpoint
 from asr.config import ExperimentConfig
 from asr.model import ASRModel
+from asr.nn.lm import TransformerLM
 from asr.text.tokenizer import Tokenizer, load_tokenizer
 
 CONFIG = "config.yaml"
@@ -36,6 +45,7 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
 AVERAGED = "averaged.pt"
 IMPORTED = "imported.pt"  # written by `asr import whisper`
+LM_MODEL = "lm.pt"  # a language model folder's model
 LOCK = ".lock"
 TRAIN_REJECTED = "train.rejected.tsv"  # training utterances left out for their audio (asr.data.screen)
 DEV_REJECTED = "dev.rejected.tsv"
@@ -78,6 +88,17 @@ def load_for_inference(
     check_tokenizer(state, exp_dir / TOKENIZER, path)
     model = model_from_checkpoint(state, path).to(device).eval()
     return model, load_tokenizer(exp_dir / TOKENIZER), model.config
+
+
+def load_lm(lm_dir: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerLM, Tokenizer]:
+    """Rebuild the language model of an `asr lm train` folder in eval mode, with its tokenizer."""
+    path = Path(lm_dir) / LM_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(f"no language model at {path} (train one with `asr lm train`)")
+    state = load_checkpoint(path)
+    check_tokenizer(state, Path(lm_dir) / TOKENIZER, path)
+    model = lm_from_checkpoint(state, path).to(device).eval()
+    return model, load_tokenizer(Path(lm_dir) / TOKENIZER)
 
 
 def average_best(exp_dir: str | Path, count: int, out: str | Path | None = None) -> tuple[list[Path], Path]:

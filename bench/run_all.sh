@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark table of the README, one after another, on an otherwise idle machine:
+# Every benchmark table of docs/benchmarks.md, one after another, on an otherwise idle machine:
 #   bench/run_all.sh OUT_DIR [--finetuned EXP] [--unseen SPEAKER] [--skip-peers]
 # Each script's table goes to OUT_DIR/<name>.txt and its JSON line to OUT_DIR/<name>.json.
 # --finetuned: a Whisper experiment fine-tuned unpadded (recipes/digits/run_whisper.sh makes one,

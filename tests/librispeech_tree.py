@@ -6,8 +6,13 @@ checks the toolkit makes, so tests can build both good and deliberately broken c
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +22,6 @@ import torch
 from asr.data.download import COMPLETE_MARKER
 
 SAMPLE_RATE = 16000
-
 
 
 def _tone(index: int, sample_rate: int) -> np.ndarray:
@@ -60,3 +64,45 @@ gets its completion marker, as a finished extraction leaves. Returns the subset 
     if complete:
         (subset_dir / COMPLETE_MARKER).write_text("")
     return subset_dir
+
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root`` (and root itself) with its kind and mode, size, mtime, ctime, inode
+    and, for files, SHA-256: any file written, added, removed, replaced, or created and deleted
+    again (its folder's mtime moves) changes it. Access times are left out: reading is allowed."""
+    state = {}
+    for path in [root, *sorted(root.rglob("*"))]:
+        info = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        state[str(path)] = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest)
+    return state
+
+
+@contextlib.contextmanager
+def read_only(root: Path) -> Iterator[bool]:
+    """``root`` unwritable while inside: ``chmod -R a-w``, and, since root ignores permission bits,
+    also bind-mounted read-only onto itself where the machine allows. Yields whether it is mounted
+    read-only (tests also compare ``tree_state`` before and after, which holds in every case)."""
+    paths = [root, *root.rglob("*")]
+    modes = {path: path.stat().st_mode for path in paths}
+    for path in paths:
+        path.chmod(modes[path] & ~0o222)
+    mounted = _bind_read_only(root)
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(root)], check=True)
+        for path in reversed(paths):
+            path.chmod(modes[path])
+
+
+def _bind_read_only(root: Path) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None or os.environ.get("ASR_TEST_NO_MOUNT"):
+        return False
+    if subprocess.run(["mount", "--bind", str(root), str(root)], capture_output=True).returncode:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], capture_output=True).returncode:
+        subprocess.run(["umount", str(root)], check=False)
+        return False
+    return True

@@ -82,7 +82,7 @@ class Recorder:
 def test_the_app_has_the_documented_commands():
     assert set(LEAVES) == {
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
-        ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
+        ("prepare", "shards"), ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
         ("plot", "attention"), ("plot", "training"), ("import", "whisper"), ("lm", "train"), ("lm", "download"),
     }  # fmt: skip
 
@@ -167,7 +167,7 @@ def _librispeech_args(tmp: Path) -> list[str]:
     return ["prepare", "librispeech", "--root", tmp / "corpus",
             "--subsets", " dev-clean, test-other,,train-clean-100 ", "--out", tmp / "manifests",
             "--download", "--base-url", "http://mirror.example/12", "--workers", "3",
-            "--sample-rate", "8000"]  # fmt: skip
+            "--sample-rate", "8000", "--trust-layout"]  # fmt: skip
 
 
 def _synthetic_args(tmp: Path) -> list[str]:
@@ -198,6 +198,11 @@ def _jsonl_args(tmp: Path) -> list[str]:
     return ["prepare", "jsonl", tmp / "list.jsonl", "--out", tmp / "m", "--name", "mine", "--normalizer", "unicode"]
 
 
+def _shards_args(tmp: Path) -> list[str]:
+    return ["prepare", "shards", tmp / "train.jsonl", "--out", tmp / "shards", "--shard-seconds", "600",
+            "--seed", "3", "--workers", "5"]  # fmt: skip
+
+
 def _plot_attention_args(tmp: Path) -> list[str]:
     return ["plot", "attention", tmp / "exp", tmp / "a.wav", "--out", tmp / "att.png", "--checkpoint", "last.pt",
             "--method", "attention_beam", "--beam", "3", "--ctc-weight", "0.5", "--device", "cpu"]  # fmt: skip
@@ -221,10 +226,9 @@ def _tokenizer_config_args(tmp: Path) -> list[str]:
 MORE_REACH_ARGS = {("train",): _train_dry_run_args, ("tokenizer", "train"): _tokenizer_config_args}
 
 def _lm_train_args(tmp: Path) -> list[str]:
-    return ["lm", "train", "--tokenizer", tmp / "tok", "--out", tmp / "lm", "--text", tmp / "a.txt",
-            "--text", tmp / "b.txt.gz", "--manifest", tmp / "m.jsonl", "--layers", "3", "--d-model", "48",
-            "--heads", "3", "--ff-dim", "96", "--dropout", "0.2", "--epochs", "4", "--batch-tokens", "500",
-            "--lr", "0.002", "--warmup-steps", "7", "--seed", "5", "--device", "cpu"]  # fmt: skip
+    return ["lm", "train", "--config", tmp / "lm.yaml", "--out", tmp / "lm", "--set", "lm.model.layers=3",
+            "--set", f"lm.data.text=[{tmp / 'a.txt'}, {tmp / 'b.txt.gz'}]", "--set", "lm.train.lr=0.002",
+            "--device", "cpu"]  # fmt: skip
 
 
 def _lm_download_args(tmp: Path) -> list[str]:
@@ -239,6 +243,7 @@ REACH_ARGS = {
     ("plot", "training"): _plot_training_args,
     ("prepare", "kaldi"): _kaldi_args,
     ("prepare", "jsonl"): _jsonl_args,
+    ("prepare", "shards"): _shards_args,
     ("decode",): _decode_args,
     ("transcribe",): _transcribe_args,
     ("train",): _train_args,
@@ -262,6 +267,20 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
             if param.param_type_name == "option" and "--help" not in param.opts:
                 used = [*param.opts, *param.secondary_opts]
                 assert any(name in args for name in used), f"{' '.join(path)}: no case sets {used[0]}"
+
+
+def test_prepare_shards_options_reach_write_shards(tmp_path, monkeypatch):
+    import asr.data.shards
+
+    index = SimpleNamespace(files=("a.tar", "b.tar"), utterances=[SimpleNamespace(duration=1800.0)] * 4)
+    record = Recorder(index)
+    monkeypatch.setattr(asr.data.shards, "write_shards", record)
+    result = _invoke(_shards_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    (manifest, out), kwargs = record.only_call
+    assert (Path(manifest), Path(out)) == (tmp_path / "train.jsonl", tmp_path / "shards")
+    assert (kwargs["shard_seconds"], kwargs["seed"], kwargs["num_workers"]) == (600.0, 3, 5)
+    assert "2 shard(s) of 4 utterances (2.00 h)" in result.stdout
 
 
 def _pretend_two_gpus(monkeypatch) -> None:
@@ -417,26 +436,19 @@ def test_tokenizer_vocabulary_size_comes_from_the_config(tmp_path, monkeypatch):
 
 def test_lm_train_options_reach_train_lm(tmp_path, monkeypatch):
     import asr.lm.train
-    from asr.lm.train import LMTrainOptions
 
     record = Recorder(SimpleNamespace(updates=3, loss=1.5))
     monkeypatch.setattr(asr.lm.train, "train_lm", record)
+    (tmp_path / "lm.yaml").write_text(f"lm:\n  data: {{tokenizer: {tmp_path / 'tok'}, batch_tokens: 500}}\n  model: {{layers: 2, d_model: 48, heads: 3}}\n")
     result = _invoke(_lm_train_args(tmp_path))
     assert result.exit_code == 0, result.output
-    (sentences, tokenizer, out, shape, options), kwargs = record.only_call
-    assert (Path(tokenizer), Path(out)) == (tmp_path / "tok", tmp_path / "lm")
-    assert shape == dict(layers=3, d_model=48, heads=3, ff_dim=96, dropout=0.2)
-    assert options == LMTrainOptions(epochs=4, batch_tokens=500, lr=0.002, warmup_steps=7, seed=5)
-    assert kwargs["device"] == torch.device("cpu") and "3 updates" in result.stdout
-    (tmp_path / "a.txt").write_text("one line\n")
-    import gzip
-
-    with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
-        f.write("two\n")
-    write_manifest([Utterance("s-1-1", "x.wav", 1.0, 16000, "s", "1", "three")], tmp_path / "m.jsonl")
-    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]  # every source, fresh on each call
-    assert list(sentences()) == ["ONE LINE", "TWO", "THREE"]
-    _assert_one_line_error(_invoke(["lm", "train", "--tokenizer", tmp_path, "--out", tmp_path / "x"]), "--text")
+    (config, out), kwargs = record.only_call
+    assert Path(out) == tmp_path / "lm" and kwargs["device"] == torch.device("cpu") and "3 updates" in result.stdout
+    assert (config.data.tokenizer, config.data.batch_tokens) == (str(tmp_path / "tok"), 500)  # the file's
+    assert config.data.text == (str(tmp_path / "a.txt"), str(tmp_path / "b.txt.gz"))  # --set's
+    assert (config.model.layers, config.model.d_model, config.train.lr) == (3, 48, 0.002)
+    _assert_one_line_error(_invoke(["lm", "train", "--out", tmp_path / "x", "--set", "lm.model.depth=3"]), "lm.model.depth")
+    _assert_one_line_error(_invoke(["lm", "train", "--out", tmp_path / "x", "--set", "lm.model.heads=5"]), "lm.model.heads=5")
 
 
 def test_lm_download_options_reach_the_downloader(tmp_path, monkeypatch):
@@ -474,7 +486,7 @@ def test_prepare_librispeech_options_reach_the_library(tmp_path, monkeypatch):
     assert Path(root) == tmp_path / "corpus" and Path(out) == tmp_path / "manifests"
     assert subsets == ["dev-clean", "test-other", "train-clean-100"]  # split, blanks dropped
     assert kwargs["download"] is True and kwargs["base_url"] == "http://mirror.example/12"
-    assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000
+    assert kwargs["num_workers"] == 3 and kwargs["sample_rate"] == 8000 and kwargs["trust_layout"] is True
 
 
 @pytest.mark.parametrize("command, module, function, make_args", [
@@ -525,7 +537,7 @@ def test_prepare_librispeech_does_not_download_unless_asked(tmp_path, monkeypatc
     monkeypatch.setattr(asr.data.librispeech, "print_summary", Recorder())
     assert _invoke(["prepare", "librispeech", "--root", tmp_path, "--subsets", "dev-clean"]).exit_code == 0
     _, kwargs = record.only_call
-    assert kwargs["download"] is False and kwargs["sample_rate"] == 16000
+    assert kwargs["download"] is False and kwargs["sample_rate"] == 16000 and kwargs["trust_layout"] is False
 
 
 def test_prepare_synthetic_options_reach_the_library(tmp_path, monkeypatch):

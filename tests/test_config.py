@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
+from asr.config import ConfigError, ExperimentConfig, LMConfig, load_config, load_lm_config, save_config, to_dict
 from asr.model import ASRModel
 
 CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
@@ -124,3 +124,39 @@ def test_save_and_load_round_trip(tmp_path):
     again = load_config(tmp_path / "resolved.yaml")
     assert again == config and isinstance(again, ExperimentConfig)
     assert to_dict(again)["train"]["betas"] == [0.8, 0.9]
+
+
+LM_CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs", "lm").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", LM_CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_lm_config_loads_and_builds_an_lm(path):
+    from asr.nn.lm import TransformerLM
+
+    config = load_lm_config(path)
+    lm = TransformerLM(config, vocab_size=64)
+    assert len(lm.blocks) == config.model.layers and lm.blocks[0].cross_attn is None
+    assert {p.stem for p in LM_CONFIGS} >= {"tiny", "librispeech"}
+
+
+def test_the_lm_section_is_strict_and_takes_dotted_overrides(tmp_path):
+    config = load_lm_config(Path("configs/lm/tiny.yaml"), ["lm.model.layers=3", "lm.data.text=[a.txt, b.txt.gz]"])
+    assert (config.model.layers, config.model.d_model, config.data.text) == (3, 128, ("a.txt", "b.txt.gz"))
+    assert config.train.lr == pytest.approx(2e-3) and config.train.seed == LMConfig().train.seed
+    with pytest.raises(ConfigError, match=r"unknown config key lm\.train\.keep_best"):
+        load_lm_config(None, ["lm.train.keep_best=3"])  # an `asr train` key the LM has no use for
+    with pytest.raises(ConfigError, match=r"lm\.data\.batch_tokens=1 is out of range"):
+        load_lm_config(None, ["lm.data.batch_tokens=1"])
+    (tmp_path / "asr.yaml").write_text("train: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"asr.yaml: unknown config key train; valid keys here: lm"):
+        load_lm_config(tmp_path / "asr.yaml")
+
+
+def test_docs_list_every_lm_key_with_its_default():
+    import yaml
+
+    from asr.config import LMExperimentConfig
+
+    page = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    block = page.split("## Language models", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == to_dict(LMExperimentConfig())

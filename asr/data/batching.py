@@ -31,6 +31,9 @@ class DurationBatchSampler(Sampler[list[int]]):
     Speed perturbation changes durations after batching: with factors down to 0.9 a batch can
     hold up to 1/0.9 of the budget.
 
+    A str ``seed`` names a stream of its own (asr.data.shard_stream batches each window of
+    shards with one).
+
     Resuming mid-epoch: ``set_epoch(e)`` then ``skip(n)`` makes iteration start at this rank's
     batch ``n`` of epoch ``e``; ``len()`` is the number of batches iteration will yield.
     """
@@ -40,7 +43,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         durations: list[float],
         max_batch_seconds: float,
         *,
-        seed: int,
+        seed: int | str,
         rank: int = 0,
         world_size: int = 1,
         bucket_size: int = 100,

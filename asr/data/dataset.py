@@ -57,6 +57,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         utt = self.utterances[index]
         # (S,) mono, resampled if needed; NaN or (under a transcript) silence is an AudioContentError
         wave, _ = load_audio(utt.audio, self.sample_rate, expect_speech=bool(utt.text))
+        return self.item(index, wave)
+
+    def item(self, index: int, wave: torch.Tensor) -> dict:
+        """Utterance ``index``'s item from its decoded waveform (S,) (read from a file or a shard)."""
+        utt = self.utterances[index]
         wave = speed_perturb(wave, self.sample_rate, self.speed(index))
         tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (U,)
         return {"id": utt.id, "wave": wave, "tokens": tokens}

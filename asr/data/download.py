@@ -5,6 +5,9 @@ One subset is one tarball, ``<base_url>/<subset>.tar.gz``, which unpacks to
 
 1. fetch into ``<root>/<subset>.tar.gz.part``, resuming an interrupted transfer with an HTTP Range
    request, then verify its SHA-256 and rename it to ``<subset>.tar.gz``;
+   A transfer never writes more than the archive's known size (``SIZES``): a server that sends
+   more is refused, and what it sent in that response is cut off again, so the ``.part`` file
+   keeps only the bytes of earlier, interrupted transfers that a resume builds on;
 2. check every member of the archive stays inside ``root``, then extract it;
 3. write ``LibriSpeech/<subset>/.complete`` so a rerun skips the subset. A subset folder without
    it is half-extracted (a killed or failed run): preparation refuses it, and a download removes
@@ -56,6 +59,19 @@ CHECKSUMS: dict[str, str] = {
     "train-other-500": "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2",
 }
 SUBSETS: tuple[str, ...] = tuple(CHECKSUMS)
+# Size in bytes of each official tarball, from tensorflow-datasets 4.9.10
+# (tensorflow_datasets/datasets/librispeech/checksums.tsv, whose SHA-256 column matches CHECKSUMS).
+# A download never writes more than this: a mirror that streams without Content-Length, or past
+# the end of the file, is stopped here instead of filling the disk.
+SIZES: dict[str, int] = {
+    "dev-clean": 337_926_286,
+    "dev-other": 314_305_928,
+    "test-clean": 346_663_984,
+    "test-other": 328_757_843,
+    "train-clean-100": 6_387_309_499,
+    "train-clean-360": 23_049_477_885,
+    "train-other-500": 30_593_501_606,
+}
 
 COMPLETE_MARKER = ".complete"
 _CHUNK = 1 << 20  # 1 MiB reads: large enough to be fast, small enough for a smooth progress bar
@@ -74,6 +90,7 @@ def download_subset(
     base_url: str = OFFICIAL_URL,
     checksums: dict[str, str] = CHECKSUMS,
     console: Console | None = None,
+    sizes: dict[str, int] = SIZES,
 ) -> Path:
     """Fetch, verify and extract one LibriSpeech subset; return ``root/LibriSpeech/<subset>``.
 
@@ -93,7 +110,7 @@ def download_subset(
     if not archive.is_file():
         part = archive.with_name(archive.name + ".part")
         url = f"{base_url.rstrip('/')}/{subset}.tar.gz"
-        _fetch_with_retries(url, part, console)
+        _fetch_with_retries(url, part, console, max_bytes=sizes.get(subset))
         verify_sha256(part, checksums[subset], console, name=archive.name)
         part.replace(archive)
     else:
@@ -119,10 +136,10 @@ def mark_complete(subset_dir: Path) -> None:
     files.write_text(subset_dir / COMPLETE_MARKER, "")
 
 
-def _fetch_with_retries(url: str, part: Path, console: Console) -> None:
+def _fetch_with_retries(url: str, part: Path, console: Console, max_bytes: int | None = None) -> None:
     for attempt in range(1, _RETRIES + 1):
         try:
-            fetch(url, part, console)
+            fetch(url, part, console, max_bytes)
             return
         except _TRANSIENT as err:
             if isinstance(err, urllib.error.HTTPError) and err.code < 500:
@@ -135,10 +152,18 @@ def _fetch_with_retries(url: str, part: Path, console: Console) -> None:
             console.print(f"[yellow]{url}: {err}; resuming (attempt {attempt + 1}/{_RETRIES})")
 
 
-def fetch(url: str, part: Path, console: Console | None = None) -> None:
-    """Download ``url`` into ``part``, appending to what an interrupted transfer left there."""
+def fetch(url: str, part: Path, console: Console | None = None, max_bytes: int | None = None) -> None:
+    """Download ``url`` into ``part``, appending to what an interrupted transfer left there.
+
+    With ``max_bytes`` (the file's known size) ``part`` never grows past it: a longer answer is a
+    DownloadError, and the bytes of that answer are cut off again. An answer without
+    Content-Length that ends short of it is a cut connection (ConnectionError, resumable).
+    """
     console = console or Console()
     offset = part.stat().st_size if part.exists() else 0
+    if max_bytes is not None and offset > max_bytes:
+        part.unlink()  # longer than the file can be (an unbounded earlier download): not a start
+        offset = 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
@@ -149,30 +174,69 @@ def fetch(url: str, part: Path, console: Console | None = None) -> None:
             return
         raise
     with response:
-        content_range = response.headers.get("Content-Range", "")
-        if offset and response.status != 206:
-            # The server ignored the Range header and is sending the whole file: start over.
-            offset = 0
-        elif offset and not content_range.startswith(f"bytes {offset}-"):
-            raise DownloadError(
-                f"{url}: asked to resume at byte {offset}, server sent {content_range!r}; "
-                f"delete {part} to start over"
-            )
+        offset = _resume_offset(url, part, response, offset)
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        try:
-            with _byte_progress(console) as progress, part.open("ab" if offset else "wb") as f:
-                task = progress.add_task(part.name.removesuffix(".part"), total=total, completed=offset)
-                while chunk := response.read(_CHUNK):
-                    _append(f, chunk)
-                    progress.advance(task, len(chunk))
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                part.unlink(missing_ok=True)  # a full disk must not stay full of a partial file
-            files.raise_fixable(err, part)
-            raise
-    if total is not None and part.stat().st_size != total:
-        raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
+        if max_bytes is not None and total is not None and total > max_bytes:
+            raise DownloadError(
+                f"{url}: the server announces {total:,} bytes, but the file is {max_bytes:,} bytes; "
+                "nothing was written, use another --base-url"
+            )
+        _receive(url, response, part, offset, total, max_bytes, console)
+    # Without Content-Length, an answer that ends before the known size was cut off: resumable.
+    expected = total if total is not None else max_bytes
+    if expected is not None and part.stat().st_size != expected:
+        raise ConnectionError(f"connection closed after {part.stat().st_size} of {expected} bytes")
+
+
+def _resume_offset(url: str, part: Path, response: http.client.HTTPResponse, offset: int) -> int:
+    """Where this response's bytes go in ``part``: ``offset``, or 0 for a whole-file answer."""
+    content_range = response.headers.get("Content-Range", "")
+    if offset and response.status != 206:
+        return 0  # the server ignored the Range header and is sending the whole file: start over
+    if offset and not content_range.startswith(f"bytes {offset}-"):
+        raise DownloadError(
+            f"{url}: asked to resume at byte {offset}, server sent {content_range!r}; "
+            f"delete {part} to start over"
+        )
+    return offset
+
+
+def _receive(
+    url: str, response: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
+    max_bytes: int | None, console: Console,
+) -> None:
+    """Append the body to ``part`` from ``offset``, stopping past ``max_bytes``."""
+    name = part.name.removesuffix(".part")
+    room = None if max_bytes is None else max_bytes - offset
+    received = 0
+    try:
+        with _byte_progress(console) as progress, part.open("ab" if offset else "wb") as f:
+            task = progress.add_task(name, total=total or max_bytes, completed=offset)
+            while chunk := response.read(_CHUNK):
+                received += len(chunk)
+                if room is not None and received > room:
+                    break
+                _append(f, chunk)
+                progress.advance(task, len(chunk))
+            else:
+                return
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            part.unlink(missing_ok=True)  # a full disk must not stay full of a partial file
+        files.raise_fixable(err, part)
+        raise
+    # More than the whole file, so not this file: drop this answer, keep what earlier ones wrote.
+    if offset:
+        os.truncate(part, offset)
+        kept = f" ({part} keeps the {offset:,} bytes of an earlier transfer, for a resume)"
+    else:
+        part.unlink()
+        kept = ""
+    raise DownloadError(
+        f"{url}: the server sent more than the {max_bytes:,} bytes of {name}; stopped there and "
+        f"discarded what it sent{kept}; use another --base-url"
+    )
 
 
 def _append(f: BinaryIO, chunk: bytes) -> None:
@@ -187,6 +251,7 @@ def _byte_progress(console: Console) -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
+        transient=True,  # a failed download ends in its one error line, with no bar above it
     )
 
 

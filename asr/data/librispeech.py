@@ -4,6 +4,12 @@ A subset is read from ``<root>/LibriSpeech/<subset>`` (the layout the tarballs u
 ``<root>/<subset>``. Each chapter folder holds ``<speaker>-<chapter>.trans.txt``, whose lines are
 ``<speaker>-<chapter>-<NNNN> TRANSCRIPT``, and one audio file per line.
 
+A subset is used only when it is known to be whole: it carries the ``.complete`` marker that a
+finished extraction writes, or it is an official subset that matches the official counts
+(asr.data.librispeech_check: a copy unpacked elsewhere, read-only or not), or ``trust_layout``
+says to take it as it is (own data in LibriSpeech layout). Nothing is written under ``root``
+except by a download; manifests go to ``out_dir`` only.
+
 Nothing bad passes silently and nothing bad stops the run half-way: an utterance that cannot be
 used is left out of ``<out_dir>/<subset>.jsonl`` and listed with its reason in
 ``<out_dir>/<subset>.rejected.tsv``.
@@ -26,11 +32,11 @@ from rich.table import Table
 
 from asr import files
 from asr.audio import NONFINITE, SILENT, scan_file
+from asr.data import librispeech_check
 from asr.data.download import COMPLETE_MARKER, OFFICIAL_URL, SUBSETS, download_subset
+from asr.data.librispeech_check import AUDIO_EXTENSIONS, shortfall, take_inventory
 from asr.data.manifest import Utterance, write_manifest
 from asr.text.normalize import normalize_text
-
-AUDIO_EXTENSIONS = (".flac", ".wav")
 
 # Rejection reasons, as written in the .rejected.tsv files and counted in the summary.
 UNREADABLE = "unreadable audio"
@@ -82,18 +88,42 @@ def find_subset(root: str | Path, subset: str) -> Path:
         raise PrepareError(f"LibriSpeech root {root} not found; use --download to fetch the data")
     for candidate in (root / "LibriSpeech" / subset, root / subset):
         if candidate.is_dir():
-            if not (candidate / COMPLETE_MARKER).is_file():
-                raise PrepareError(
-                    f"subset {subset} in {candidate} has no completion marker ({COMPLETE_MARKER}), so it "
-                    f"may be half-extracted; use --download to extract it again, or, if you unpacked it "
-                    f"completely yourself, create {candidate / COMPLETE_MARKER}"
-                )
             return candidate
     if (root / "LibriSpeech").is_dir():
         where = f"{root / 'LibriSpeech'} (expected {root / 'LibriSpeech' / subset})"
     else:
         where = f"{root} (expected {root / 'LibriSpeech' / subset} or {root / subset})"
     raise PrepareError(f"subset {subset} not found under {where}; use --download to fetch it")
+
+
+def check_whole(subset: str, folder: Path, trust_layout: bool = False, console: Console | None = None) -> None:
+    """A PrepareError unless ``folder`` is known to hold all of ``subset``; writes nothing.
+
+    Known by the completion marker, by matching the official counts, or by ``trust_layout``.
+    """
+    if trust_layout or (folder / COMPLETE_MARKER).is_file():
+        return
+    official = librispeech_check.OFFICIAL_COUNTS.get(subset)
+    if official is None:
+        raise PrepareError(
+            f"subset {subset} in {folder} has no completion marker ({COMPLETE_MARKER}) and is not an "
+            f"official LibriSpeech subset, so nothing tells whether it is whole; pass --trust-layout "
+            f"to use it as it is, or create {folder / COMPLETE_MARKER}"
+        )
+    with (console or Console()).status(f"{subset}: comparing {folder} with the official subset"):
+        missing = shortfall(take_inventory(folder), official)
+    if missing:
+        raise PrepareError(
+            f"{subset}: {missing}, in {folder}; it has no completion marker ({COMPLETE_MARKER}), so "
+            f"it may be half-extracted or half-copied: use --download to extract it again, or "
+            f"--trust-layout to use it as it is"
+        )
+
+
+def _whole_subset(root: Path, subset: str, trust_layout: bool, console: Console) -> Path:
+    folder = find_subset(root, subset)
+    check_whole(subset, folder, trust_layout, console)
+    return folder
 
 
 def prepare_librispeech(
@@ -106,12 +136,14 @@ def prepare_librispeech(
     num_workers: int = 4,
     sample_rate: int = 16000,
     console: Console | None = None,
+    trust_layout: bool = False,
 ) -> dict[str, PrepareReport]:
     """Write ``out_dir/<subset>.jsonl`` (and ``.rejected.tsv``) for each subset; return the reports.
 
-    With ``download``, subsets missing under ``root`` are first fetched from ``base_url`` and
-    extracted there. Audio headers are read by ``num_workers`` threads; every file must be at
-    ``sample_rate``.
+    With ``download``, subsets missing or incomplete under ``root`` are first fetched from
+    ``base_url`` and extracted there. Audio is read by ``num_workers`` threads; every file must be
+    at ``sample_rate``. ``trust_layout`` takes subsets without the completion marker as they are,
+    unchecked (see ``check_whole``).
     """
     console = console or Console()
     root, out_dir = Path(root), Path(out_dir)
@@ -126,13 +158,15 @@ def prepare_librispeech(
             raise PrepareError(
                 f"unknown LibriSpeech subset {unknown[0]}; choose from {', '.join(SUBSETS)}"
             )
-        for subset in subsets:
-            try:
-                find_subset(root, subset)
-            except PrepareError:
-                download_subset(subset, root, base_url, console=console)
-    # Find every subset before the (possibly long) scans, so a typo fails at once.
-    folders = {subset: find_subset(root, subset) for subset in subsets}
+    folders = {}
+    for subset in subsets:  # all found and checked before the (possibly long) scans
+        try:
+            folders[subset] = _whole_subset(root, subset, trust_layout, console)
+        except PrepareError:
+            if not download:
+                raise
+            download_subset(subset, root, base_url, console=console)
+            folders[subset] = _whole_subset(root, subset, trust_layout, console)
     files.sweep_dead(out_dir)  # temporary files of a killed earlier run
     return {
         subset: _prepare_subset(subset, folder, out_dir, num_workers, sample_rate, console)

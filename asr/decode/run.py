@@ -36,8 +36,8 @@ from asr.data.manifest import Utterance, read_manifest
 from asr.decode.budget import check_decode_memory
 from asr.decode.hypothesis import Hypothesis, hypothesis_text
 from asr.decode.options import DecodeOptions
+from asr.decode.lm import load_fusion_lm
 from asr.decode.task import DecodingTask
-from asr.lm.scorer import load_fusion_lm
 from asr.experiment import load_for_inference
 from asr.metrics import Transcripts, print_report, score, write_report
 from asr.progress import counting_progress

@@ -43,7 +43,7 @@ from asr.precision import autocast, resolve_precision
 from asr.text.language import language_prompt, no_speech_token
 from asr.text.tokenizer import Tokenizer
 
-LM = torch.nn.Module  # asr.lm.model.TransformerLM (not imported here: decoding without one stays light)
+LM = torch.nn.Module  # asr.nn.lm.TransformerLM (not imported here: decoding without one stays light)
 SAFEGUARDED = ("attention_greedy", "attention_beam")  # the methods openai-whisper's safeguards apply to
 
 
@@ -161,7 +161,7 @@ class DecodingTask:
         """The weighted scorers of a beam search over encoder outputs of ``lengths`` (N,): the
         decoder, and for joint_beam CTC prefix scores, weighted (1 - w) and w (Watanabe et al.,
         2017); with an LM and options.lm_weight > 0, the LM, weighted lm_weight (shallow
-        fusion, asr.lm.scorer)."""
+        fusion, asr.decode.lm)."""
         options = self.options
         decoder = decoder or self.decoder_scorer(lengths)
         scorers: dict = {"decoder": (decoder, 1.0)}
@@ -169,7 +169,7 @@ class DecodingTask:
             ctc = CTCPrefixScorer(self.model.ctc_log_probs)
             scorers = {"decoder": (decoder, 1.0 - options.ctc_weight), "ctc": (ctc, options.ctc_weight)}
         if self.lm is not None and options.lm_weight > 0.0:
-            from asr.lm.scorer import LMScorer
+            from asr.decode.lm import LMScorer
 
             scorers["lm"] = (LMScorer(self.lm), options.lm_weight)
         return scorers

@@ -1,2 +1,2 @@
-"""Transformer language model on the tokenizer's units: model, text data, training, the
-LibriSpeech LM corpus download, and the beam-search scorer for shallow fusion."""
+"""Language-model training: text data, the training run, the LibriSpeech LM corpus download.
+The model is asr.nn.lm; the beam-search scorer for shallow fusion is asr.decode.lm."""

@@ -1,19 +1,74 @@
-"""LM training text: sentences from a text file (plain or .gz, one per line) or from manifests'
+"""LM training text: sentences from text files (plain or .gz, one per line) and manifests'
 transcripts, normalised as the transcripts are, read in chunks so that a corpus of tens of
-millions of sentences (the LibriSpeech LM corpus) never has to fit in memory."""
+millions of sentences (the LibriSpeech LM corpus) never has to fit in memory; and
+:class:`LMData`, their batches epoch by epoch for the training loop (asr.train.loop)."""
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from asr.config import LMConfig
 from asr.data.dataset import pad
 from asr.text.normalize import normalize_text
 from asr.text.tokenizer import Tokenizer
+from asr.train.data import group_updates
+from asr.train.state import Position
+
+
+@dataclass
+class TextBatch:
+    tokens: torch.Tensor  # (B, L) unit ids, 0-padded, without <sos>/<eos>
+    lengths: torch.Tensor  # (B,)
+
+    def to(self, device: torch.device) -> TextBatch:
+        return TextBatch(self.tokens.to(device), self.lengths.to(device))
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+
+class LMData:
+    """The batches of each epoch, from (seed, epoch) alone, as the training loop takes them.
+
+    Batches hold sentences of similar length, cut from length-sorted chunks, so how many an
+    epoch has does not depend on the shuffling: it is counted once, in a first pass."""
+
+    def __init__(self, config: LMConfig, tokenizer: Tokenizer):
+        data = config.data
+        if not data.text and not data.manifests:
+            raise ValueError("no LM training text: set lm.data.text (text files) or lm.data.manifests")
+        self.config, self.tokenizer = config, tokenizer
+        self._count: int | None = None
+
+    def sentences(self) -> Iterator[str]:
+        """A fresh pass over every sentence: the text files, then the manifests' transcripts."""
+        data = self.config.data
+        return itertools.chain(*(text_sentences(t) for t in data.text), manifest_sentences(data.manifests))
+
+    def batches(self, epoch: int) -> Iterator[TextBatch]:
+        data = self.config.data
+        rng = random.Random(f"{self.config.train.seed}/{epoch}")
+        for tokens, lengths in token_batches(self.sentences(), self.tokenizer, data.batch_tokens, rng, data.chunk, data.max_units):
+            yield TextBatch(tokens, lengths)
+
+    def epoch_batches(self, epoch: int) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self.batches(0))
+            if self._count == 0:
+                raise ValueError("no LM training sentences (the text is empty after normalisation)")
+        return self._count
+
+    def updates(self, position: Position, accum_steps: int) -> Iterator[list[TextBatch]]:
+        """The rest of ``position.epoch`` as the micro-batch groups of successive updates."""
+        rest = itertools.islice(self.batches(position.epoch), position.batch_in_epoch, None)
+        return group_updates(rest, accum_steps)
 
 
 def text_sentences(path: str | Path) -> Iterator[str]:

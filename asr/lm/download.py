@@ -23,6 +23,9 @@ from asr.data.download import DownloadError, _fetch_with_retries, verify_sha256
 
 LM_URL = "https://www.openslr.org/resources/11"
 LM_CORPUS = "librispeech-lm-norm.txt.gz"
+# Its size in bytes, from tensorflow-datasets 4.9.10 (datasets/librispeech_lm/checksums.tsv): the
+# download stops there rather than fill the disk from a mirror that streams without an end.
+LM_CORPUS_BYTES = 1_507_274_412
 
 
 def download_lm_corpus(
@@ -42,7 +45,7 @@ def download_lm_corpus(
         verify_sha256(target, expected, console)
         return target
     part = target.with_name(target.name + ".part")
-    _fetch_with_retries(f"{base_url.rstrip('/')}/{LM_CORPUS}", part, console)
+    _fetch_with_retries(f"{base_url.rstrip('/')}/{LM_CORPUS}", part, console, max_bytes=LM_CORPUS_BYTES)
     if expected is not None:
         verify_sha256(part, expected, console, name=target.name)
     else:

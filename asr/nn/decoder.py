@@ -41,8 +41,8 @@ class DecoderCache:
     slow). So :meth:`select_hypotheses` consumes this cache: keep using the returned one.
     """
 
-    memory_kv: list[KeyValue]  # per layer, (N, H, T_enc, Dh) each
-    memory_mask: Tensor  # (N, 1, 1, T_enc), True on real encoder frames
+    memory_kv: list[KeyValue]  # per layer, (N, H, T_enc, Dh) each; [] without an encoder (an LM)
+    memory_mask: Tensor | None  # (N, 1, 1, T_enc), True on real encoder frames; None without an encoder
     self_kv: Tensor  # (capacity, layers, 2, N*G, H, Dh): keys [:, :, 0] and values [:, :, 1]
     steps: int  # positions of self_kv filled
     group: int  # G, hypotheses per utterance
@@ -50,6 +50,8 @@ class DecoderCache:
     consumed: bool = False  # reordered already: self_kv is another cache's spare
 
     def __post_init__(self) -> None:
+        if self.memory_mask is None:
+            return
         utterances, hyps = self.memory_mask.shape[0], self.self_kv.shape[3]
         assert hyps == utterances * self.group, f"{hyps} hypotheses are not {self.group} per utterance ({utterances})"
 
@@ -76,7 +78,8 @@ class DecoderCache:
         """Drop finished utterances: ``keep`` (N',) indexes utterances; their hypotheses follow."""
         memory_kv = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in self.memory_kv]
         self_kv, _ = _select_rows(self.self_kv, None, self.steps, utterance_rows(keep, self.group))
-        return DecoderCache(memory_kv, self.memory_mask.index_select(0, keep), self_kv, self.steps, self.group)
+        memory_mask = self.memory_mask.index_select(0, keep) if self.memory_mask is not None else None
+        return DecoderCache(memory_kv, memory_mask, self_kv, self.steps, self.group)
 
     def grown(self) -> DecoderCache:
         """This cache with room for one more step (the capacity doubles when full)."""
@@ -107,14 +110,18 @@ def _select_rows(self_kv: Tensor, spare: Tensor | None, steps: int, rows: Tensor
 
 
 class DecoderBlock(nn.Module):
+    """Self-attention, cross-attention to the encoder output (left out with ``cross_attention``
+    False: a language model's block), feed-forward; each pre-norm with a residual."""
+
     def __init__(
-        self, d_model: int, heads: int, ff_dim: int, dropout: float, activation: str = "relu", key_bias: bool = True
+        self, d_model: int, heads: int, ff_dim: int, dropout: float, activation: str = "relu", key_bias: bool = True,
+        cross_attention: bool = True,
     ):
         super().__init__()
         self.self_norm = nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
-        self.cross_norm = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, heads, dropout, key_bias)
+        self.cross_norm = nn.LayerNorm(d_model) if cross_attention else None
+        self.cross_attn = MultiHeadAttention(d_model, heads, dropout, key_bias) if cross_attention else None
         self.ff_norm = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff_dim, dropout, activation)
         self.dropout = Dropout(dropout)
@@ -122,8 +129,8 @@ class DecoderBlock(nn.Module):
     def forward(
         self,
         x: Tensor,
-        memory_kv: KeyValue,
-        memory_mask: Tensor,
+        memory_kv: KeyValue | None,
+        memory_mask: Tensor | None,
         need_weights: bool = False,
         cache: DecoderCache | None = None,
         layer: int = 0,
@@ -140,10 +147,12 @@ class DecoderBlock(nn.Module):
             k, v = cache.write(layer, k, v)
             group = cache.group
         x = x + self.dropout(self.self_attn(h, (k, v), causal=cache is None)[0])
-        attended, weights = self.cross_attn(
-            self.cross_norm(x), memory_kv, memory_mask, need_weights=need_weights, group=group
-        )
-        x = x + self.dropout(attended)
+        weights = None
+        if self.cross_attn is not None:
+            attended, weights = self.cross_attn(
+                self.cross_norm(x), memory_kv, memory_mask, need_weights=need_weights, group=group
+            )
+            x = x + self.dropout(attended)
         x = x + self.dropout(self.ff(self.ff_norm(x)))
         return x, weights
 

@@ -1,10 +1,20 @@
 """torch.distributed set-up: the same `asr train` command runs alone or under torchrun.
 
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is a single process.
+torchrun (or Slurm's srun with the env:// variables, docs/training.md) sets RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them this is a single process.
+
+Timeouts: a rank that dies or hangs must end the job, not leave the others waiting forever in a
+collective (gloo's default wait is 30 minutes, NCCL's 10, and users of other toolkits report
+jobs hanging for hours). Every collective of training runs on the default group with
+``train.dist_timeout`` seconds; past it gloo raises, and NCCL's watchdog aborts the process
+(TORCH_NCCL_ASYNC_ERROR_HANDLING, on by default). The waits in which rank 0 works alone (CMVN
+statistics, validation, writing a checkpoint) go through a gloo group of their own with the
+longer ``train.dist_wait_timeout``, so that a long validation does not count as a hang.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -18,6 +28,7 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    wait_group: object | None = None  # gloo group of the waits on rank 0 (None: the default group)
 
     @property
     def is_main(self) -> bool:
@@ -59,21 +70,29 @@ def _check_available(device: torch.device, requested: str) -> None:
         raise DeviceError(f"--device {requested}: no {device.type} device on this machine; use --device cpu or auto")
 
 
-def setup_distributed(requested_device: str | None = None) -> DistContext:
+def setup_distributed(
+    requested_device: str | None = None, timeout: float = 600.0, wait_timeout: float = 7200.0
+) -> DistContext:
+    """This process's rank and device; under torchrun, joins the process group with collectives
+    that give up after ``timeout`` seconds (waits on rank 0 after ``wait_timeout``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device, local_rank)
+    wait_group = None
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world_size, local_rank, device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout))
+        wait_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=wait_timeout))
+    return DistContext(rank, world_size, local_rank, device, wait_group)
 
 
 def barrier(ctx: DistContext) -> None:
+    """Wait for every rank, as long as ``train.dist_wait_timeout`` (rank 0 may be validating)."""
     if ctx.enabled:
-        dist.barrier()
+        dist.barrier(group=ctx.wait_group)
 
 
 def any_rank(ctx: DistContext, flag: bool) -> bool:

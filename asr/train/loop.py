@@ -23,22 +23,23 @@ from asr.checkpoint import check_tokenizer, directory_hash, load_checkpoint
 from asr.cmvn import compute_cmvn_stats, load_cmvn, save_cmvn
 from asr.config import ExperimentConfig, save_config, to_dict
 from asr.data.screen import usable_utterances
+from asr.data.shards import read_shards
 from asr.durations import DURATIONS, write_training_durations
 from asr.faults import kill_point
 from asr.features import GlobalCMVN
 from asr.model import ASRModel
 from asr.finetune import freeze_encoder, load_init_weights
 from asr.text.tokenizer import Tokenizer, load_tokenizer
-from asr.train.data import TrainData
+from asr.train.data import ShardTrainData, TrainData, train_data, training_manifest
 from asr.train.distributed import DistContext, barrier, cleanup, setup_distributed
 from asr.train.errors import TrainingError
 from asr.train.hooks import TrainHooks
 from asr.train.lock import experiment_lock
 from asr.train.log import ExperimentLog
 from asr.precision import resolve_precision
-from asr.train.schedule import announce, per_rank_config, plan
+from asr.train.schedule import announce, per_rank_batch, per_rank_config, plan
 from asr.train.seeding import restore_rank_rng, seed_rank
-from asr.train.state import TrainState, build_train_state
+from asr.train.state import Position, TrainState, build_train_state
 from asr.train.step import train_step
 
 __all__ = ["Session", "TrainSummary", "TrainingError", "prepare", "run", "train"]
@@ -100,7 +101,7 @@ def train(
     train in an experiment (under torchrun, rank 0 holds the lock for all)."""
     console = console or Console()
     exp_dir = Path(exp_dir)
-    ctx = setup_distributed(device)
+    ctx = setup_distributed(device, config.train.dist_timeout, config.train.dist_wait_timeout)
     try:
         if not ctx.is_main:
             return _train(config, exp_dir, ctx, console)
@@ -115,7 +116,7 @@ class Session:
     """A prepared experiment: what ``run`` needs. Tests may swap ``data`` to inject faults."""
 
     state: TrainState
-    data: TrainData
+    data: TrainData | ShardTrainData
     hooks: TrainHooks
 
 
@@ -155,17 +156,38 @@ def prepare(config: ExperimentConfig, exp_dir: Path, ctx: DistContext, console: 
         restore_rank_rng(resume, ctx, config.train.seed)
     if precision.reason and ctx.is_main:
         console.print(f"[yellow]warning: train.precision={precision.requested} runs as {precision.used}: {precision.reason}[/yellow]")
-    data = TrainData(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
-    schedule = plan(config, data.sampler.durations, ctx.world_size)
+    data = train_data(run_config, tokenizer, ctx, console, exp_dir / layout.TRAIN_REJECTED)
+    _rebase_position(state.position, config, data, ctx, console)
+    schedule = plan(config, data.durations, ctx.world_size)
     if ctx.is_main:
         announce(schedule, console)
-    log.write({"event": "start", "step": state.step, "resumed": resume is not None, "precision": precision.used,
+    log.write({"event": "start", "step": state.step, "batch_in_epoch": state.position.batch_in_epoch,
+               "resumed": resume is not None, "precision": precision.used,
                "precision_requested": precision.requested, "precision_note": precision.reason,
                "schedule": schedule.record()})  # fmt: skip
     hooks = TrainHooks(exp_dir, config, tokenizer, ctx, console, log)
     if resume is not None:
         hooks.resume(resume)
     return Session(state, data, hooks)
+
+
+def _rebase_position(
+    position: Position, config: ExperimentConfig, data: TrainData | ShardTrainData, ctx: DistContext, console: Console
+) -> None:
+    """Resumed on another number of ranks mid-epoch: the epoch's batches are dealt differently
+    now, so continue it at the same fraction of this rank's batches (exact at an epoch's end;
+    mid-epoch, a few utterances of that one epoch may be seen twice or not at all)."""
+    before, ranks = position.world_size, ctx.world_size
+    if before and before != ranks and position.batch_in_epoch:
+        counted = data.rank_batch_count(position.epoch, before, per_rank_batch(config, before)[1])
+        now = data.epoch_batches(position.epoch)
+        rebased = min(now, round(position.batch_in_epoch * now / max(1, counted)))
+        if ctx.is_main:
+            console.print(f"[yellow]resumed on {ranks} rank(s) from a checkpoint of {before}: epoch "
+                          f"{position.epoch} continues at batch {rebased} of {now} (was {position.batch_in_epoch} "
+                          f"of {counted})[/yellow]")  # fmt: skip
+        position.batch_in_epoch = rebased
+    position.world_size = ranks
 
 
 def _check_vocab_size(config: ExperimentConfig, tokenizer: Tokenizer) -> None:
@@ -237,18 +259,27 @@ def _prepare_experiment(config: ExperimentConfig, exp_dir: Path, ctx: DistContex
             save_config(config, tmp)
         _copy_tokenizer(config, exp_dir)
         if config.features.cmvn and not (exp_dir / layout.CMVN).is_file():
-            mean, var = compute_cmvn_stats(  # never from unusable audio (NaN, silence, truncation)
-                usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console),
-                config.features,
-                max_utterances=config.features.cmvn_max_utterances,
-                num_workers=config.data.num_workers,
-                console=console,
-            )
-            save_cmvn(exp_dir / layout.CMVN, mean, var)
+            _write_cmvn(config, exp_dir, console)
         if not (exp_dir / DURATIONS).is_file():  # what transcription caps its segments at
-            write_training_durations(config.data.train_manifest, config.data.max_duration, exp_dir)
+            write_training_durations(training_manifest(config), config.data.max_duration, exp_dir)
     barrier(ctx)
     return load_tokenizer(exp_dir / layout.TOKENIZER)
+
+
+def _write_cmvn(config: ExperimentConfig, exp_dir: Path, console: Console) -> None:
+    """CMVN statistics of the training audio, never of unusable audio (NaN, silence, truncation):
+    the manifest's screened utterances, or the shards' (screened when written)."""
+    audio = None
+    if config.data.train_shards:
+        index = read_shards(config.data.train_shards)
+        utterances, audio = list(index.utterances), index.audio(config.features.sample_rate)
+    else:
+        utterances = usable_utterances(config.data.train_manifest, exp_dir / layout.TRAIN_REJECTED, config.data.num_workers, console)
+    mean, var = compute_cmvn_stats(
+        utterances, config.features, max_utterances=config.features.cmvn_max_utterances,
+        num_workers=config.data.num_workers, console=console, audio=audio,
+    )  # fmt: skip
+    save_cmvn(exp_dir / layout.CMVN, mean, var)
 
 
 def _copy_tokenizer(config: ExperimentConfig, exp_dir: Path) -> None:

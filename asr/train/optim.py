@@ -7,10 +7,10 @@ import math
 import torch
 from torch import nn
 
-from asr.config import TrainConfig
+from asr.config import LMTrainConfig, TrainConfig
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, config: TrainConfig | LMTrainConfig) -> torch.optim.AdamW:
     """AdamW; biases, norms and embeddings are not weight-decayed (they are not scale-free)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -34,7 +34,7 @@ def noam_factor(step: int, warmup_steps: int) -> float:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig
+    optimizer: torch.optim.Optimizer, config: TrainConfig | LMTrainConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: noam_factor(step, config.warmup_steps)

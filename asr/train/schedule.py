@@ -169,14 +169,16 @@ def plan(config: ExperimentConfig, durations: list[float], ranks: int) -> Schedu
 def training_durations(config: ExperimentConfig) -> list[float]:
     """Durations of the training utterances that training uses (data.max_duration applied)."""
     from asr.data.manifest import read_manifest
+    from asr.train.data import training_manifest
 
-    if not config.data.train_manifest:
+    if not (config.data.train_manifest or config.data.train_shards):
         raise ValueError("data.train_manifest is not set: --set data.train_manifest=FILE.jsonl")
-    utterances = read_manifest(config.data.train_manifest)
+    manifest = training_manifest(config)
+    utterances = read_manifest(manifest)
     durations = [u.duration for u in utterances if u.duration <= config.data.max_duration]
     if not durations:
         raise ValueError(
-            f"{config.data.train_manifest}: no utterance is at most data.max_duration="
+            f"{manifest}: no utterance is at most data.max_duration="
             f"{config.data.max_duration} s long"
         )
     return durations

@@ -9,15 +9,18 @@ with the very batches, augmentation and dropout masks the interrupted one would 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from asr.checkpoint import model_state
-from asr.config import ExperimentConfig, TrainConfig
+from asr.config import ExperimentConfig, LMConfig, LMTrainConfig, TrainConfig
 from asr.model import ASRModel
+from asr.nn.lm import TransformerLM
 from asr.train.distributed import DistContext
 from asr.train.optim import build_optimizer, build_scheduler
 
@@ -30,21 +33,24 @@ class Position:
     nonfinite_total: int = 0  # updates skipped for a non-finite loss or gradient
     nonfinite_in_a_row: int = 0
     validated_step: int = -1  # the step of the last validation (checkpoints come after it)
+    world_size: int = 0  # the ranks batch_in_epoch was counted on (0: not recorded, older checkpoints)
 
 
 @dataclass
 class TrainState:
-    model: ASRModel  # the model itself (what checkpoints hold)
+    model: ASRModel | TransformerLM  # the model itself (what checkpoints hold)
     module: nn.Module  # what the forward pass runs through: the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
-    config: TrainConfig
+    config: TrainConfig | LMTrainConfig
     device: torch.device
     precision: str  # the precision actually used (see asr.precision)
     ctx: DistContext | None = None  # None: a single process
     position: Position = field(default_factory=Position)
     tokenizer_sha256: str | None = None
+    # (state, micro-batch) -> asr.train.step.MicroBatchLoss; None: the recogniser's (speech_losses)
+    losses: Callable[[TrainState, Any], Any] | None = None
 
     @property
     def step(self) -> int:
@@ -80,8 +86,8 @@ class TrainState:
 
 
 def build_train_state(
-    config: ExperimentConfig,
-    model: ASRModel,
+    config: ExperimentConfig | LMConfig,
+    model: ASRModel | TransformerLM,
     device: torch.device,
     precision: str,
     ctx: DistContext | None = None,

@@ -1,7 +1,9 @@
 """One optimizer update: ``train_step(state, batches) -> StepResult``.
 
-This is the step `asr train` takes and `bench/train_speed.py` times. It does no I/O, logging or
-checkpointing; the loop (``asr.train.loop``) calls hooks for those.
+This is the step `asr train` and `asr lm train` take and `bench/train_speed.py` times. It does no
+I/O, logging or checkpointing; the loop (``asr.train.loop``) calls hooks for those. What one
+micro-batch's loss is comes from ``state.losses`` (:func:`speech_losses` for the recogniser,
+asr.lm.train's for a language model); the rest of the update is the same for both.
 
 An update runs forward and backward over its micro-batches (gradient accumulation: each loss is
 divided by ``accum_steps``, and under DDP only the last micro-batch synchronises gradients), then
@@ -13,11 +15,14 @@ scaler lowers its scale, and the skip is counted in ``state.position``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from asr.data.dataset import Batch
 from asr.train.distributed import any_rank
@@ -61,29 +66,38 @@ class StepResult:
         )
 
 
-def _forward_backward(state: TrainState, batch: Batch, sync: bool, sample_rate: int) -> StepResult:
+@dataclass
+class MicroBatchLoss:
+    """One micro-batch's loss, and what its StepResult records."""
+
+    loss: Tensor  # what is optimised
+    logged: dict[str, Tensor]  # float fields of StepResult, read after the backward pass (one host sync)
+    counts: StepResult  # the fields known without a sync
+
+
+def speech_losses(state: TrainState, batch: Batch) -> MicroBatchLoss:
+    """The recogniser's hybrid CTC/attention loss, through ``state.module`` (DDP, if any)."""
+    losses = state.module(batch.waves, batch.wave_lengths, batch.tokens, batch.token_lengths)
+    seconds = batch.wave_lengths.sum().double() / state.model.config.features.sample_rate  # float64: exact
+    logged = {"loss": losses.loss, "ctc": losses.ctc, "attention": losses.attention, "audio_seconds": seconds}
+    counts = StepResult(batches=1, correct_tokens=losses.correct_tokens, tokens=losses.tokens, utterances=losses.utterances)
+    return MicroBatchLoss(losses.loss, logged, counts)
+
+
+def _forward_backward(state: TrainState, batch: Any, sync: bool) -> StepResult:
     """Forward and backward of one micro-batch; gradients add up in the parameters."""
     batch = batch.to(state.device)
     ddp = state.ctx is not None and state.ctx.enabled
     no_sync = state.module.no_sync() if ddp and not sync else contextlib.nullcontext()
     with no_sync:
         with autocast(state.device, state.precision):
-            losses = state.module(batch.waves, batch.wave_lengths, batch.tokens, batch.token_lengths)
-        state.scaler.scale(losses.loss / state.config.accum_steps).backward()
-    loss, ctc, attention = torch.stack([losses.loss, losses.ctc, losses.attention]).detach().tolist()
-    return StepResult(
-        batches=1,
-        loss=loss,
-        ctc=ctc,
-        attention=attention,
-        correct_tokens=losses.correct_tokens,
-        tokens=losses.tokens,
-        utterances=losses.utterances,
-        audio_seconds=float(batch.wave_lengths.sum()) / sample_rate,
-    )
+            out = (state.losses or speech_losses)(state, batch)
+        state.scaler.scale(out.loss / state.config.accum_steps).backward()
+    values = torch.stack(list(out.logged.values())).detach().tolist()
+    return dataclasses.replace(out.counts, **dict(zip(out.logged, values)))
 
 
-def train_step(state: TrainState, batches: Sequence[Batch]) -> StepResult:
+def train_step(state: TrainState, batches: Sequence[Any]) -> StepResult:
     """One update over ``batches`` (the micro-batches to accumulate; usually ``accum_steps``).
 
     Advances ``state.position``: batches consumed, and either the update count or the counts of
@@ -91,10 +105,9 @@ def train_step(state: TrainState, batches: Sequence[Batch]) -> StepResult:
     """
     if not batches:
         raise ValueError("train_step needs at least one batch")
-    sample_rate = state.model.config.features.sample_rate
     result = StepResult()
     for index, batch in enumerate(batches):
-        result = result + _forward_backward(state, batch, index == len(batches) - 1, sample_rate)
+        result = result + _forward_backward(state, batch, index == len(batches) - 1)
     state.position.batch_in_epoch += len(batches)
     state.scaler.unscale_(state.optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.config.grad_clip)

@@ -1,5 +1,6 @@
 import io
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,12 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
+from asr.data import librispeech_check
+from asr.data.download import SUBSETS
 from asr.data.librispeech import PrepareError, prepare_librispeech, print_summary
+from asr.data.librispeech_check import SubsetCounts
 from asr.data.manifest import read_manifest
-from librispeech_tree import make_librispeech_tree
+from librispeech_tree import make_librispeech_tree, read_only, tree_state
 
 QUIET = Console(quiet=True)
 
@@ -163,3 +167,140 @@ def test_unknown_subset_name_is_refused_only_when_downloading(tmp_path: Path):
         prepare_librispeech(tmp_path, ["dev-clena"], tmp_path / "m", download=True, console=QUIET)
     with pytest.raises(PrepareError, match="subset dev-clena not found"):
         prepare_librispeech(tmp_path, ["dev-clena"], tmp_path / "m", console=QUIET)
+
+
+# --------------------------------------------------------------------------- copies without a marker
+
+FAKE_DEV_CLEAN = SubsetCounts(speakers=2, chapters=3, transcripts=3, utterances=5)
+
+
+@pytest.fixture
+def copy(tmp_path: Path, monkeypatch) -> Path:
+    """A dev-clean extracted elsewhere, with no .complete marker, and a subset table in which
+    this five-utterance tree is what the official dev-clean holds. Returns the root."""
+    monkeypatch.setattr(librispeech_check, "OFFICIAL_COUNTS", {"dev-clean": FAKE_DEV_CLEAN})
+    root = tmp_path / "shared" / "LibriSpeech"
+    make_librispeech_tree(
+        tmp_path / "shared", "dev-clean",
+        [("1272", "128104", "MISTER QUILTER", None), ("1272", "128104", "NOR IS MISTER", None),
+         ("1272", "135031", "BECAUSE YOU WERE", None),
+         ("1462", "170138", "HE HAD WRITTEN", None), ("1462", "170138", "THAT IS THE", None)],
+        complete=False,
+    )  # fmt: skip
+    return root
+
+
+def test_a_whole_copy_without_marker_is_used_read_only_writing_only_to_out(copy: Path, tmp_path: Path):
+    out = tmp_path / "manifests"
+    with read_only(copy):
+        before = tree_state(copy)
+        report = prepare_librispeech(copy, ["dev-clean"], out, console=QUIET)["dev-clean"]
+        assert tree_state(copy) == before  # nothing written, added, removed or touched under root
+    assert report.kept == 5 and report.rejected == {}
+    utts = read_manifest(out / "dev-clean.jsonl")
+    assert [u.id for u in utts][:3] == ["1272-128104-0000", "1272-128104-0001", "1272-135031-0000"]
+    assert all(Path(u.audio).is_relative_to(copy / "dev-clean") for u in utts)
+    assert sorted(p.name for p in out.iterdir()) == ["dev-clean.jsonl", "dev-clean.rejected.tsv"]
+    assert not (copy / "dev-clean" / ".complete").exists()
+
+
+def test_a_whole_copy_is_not_downloaded_again(copy: Path, tmp_path: Path, monkeypatch):
+    import asr.data.librispeech
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a whole copy was downloaded again")
+
+    monkeypatch.setattr(asr.data.librispeech, "download_subset", no_download)
+    reports = prepare_librispeech(copy, ["dev-clean"], tmp_path / "m", download=True, console=QUIET)
+    assert reports["dev-clean"].kept == 5
+
+
+def _lose_audio(subset: Path) -> None:
+    (subset / "1462" / "170138" / "1462-170138-0001.flac").unlink()
+
+
+def _lose_chapter(subset: Path) -> None:
+    shutil.rmtree(subset / "1272" / "135031")
+
+
+def _lose_transcript(subset: Path) -> None:
+    (subset / "1272" / "135031" / "1272-135031.trans.txt").unlink()
+
+
+def _lose_speaker(subset: Path) -> None:
+    shutil.rmtree(subset / "1462")
+
+
+def _add_utterance(subset: Path) -> None:
+    folder = subset / "1462" / "170138"
+    shutil.copy(folder / "1462-170138-0000.flac", folder / "1462-170138-0002.flac")
+    with (folder / "1462-170138.trans.txt").open("a") as f:
+        f.write("1462-170138-0002 ONE MORE\n")
+
+
+@pytest.mark.parametrize("damage, missing", [
+    (_lose_audio, "dev-clean: 4 of 5 utterances; 1 transcript line without its audio file "
+                  "(first 1462-170138-0001) in chapter 1462/170138, in "),
+    (_lose_chapter, "dev-clean: 4 of 5 utterances; 2 of 3 chapters; 2 of 3 transcript files, in "),
+    (_lose_transcript, "dev-clean: 4 of 5 utterances; 2 of 3 transcript files; no transcript in "
+                       "chapter 1272/135031, in "),
+    (_lose_speaker, "dev-clean: 3 of 5 utterances; 1 of 2 speakers; 2 of 3 chapters; 2 of 3 transcript files, in "),
+    (_add_utterance, "dev-clean: 6 utterances where the official subset has 5, in "),
+])  # fmt: skip
+def test_a_partial_copy_is_refused_naming_what_is_missing(copy, tmp_path, damage, missing):
+    subset = copy / "dev-clean"
+    damage(subset)
+    with read_only(copy), pytest.raises(PrepareError) as err:
+        prepare_librispeech(copy, ["dev-clean"], tmp_path / "m", console=QUIET)
+    message = str(err.value)
+    assert message.startswith(missing + str(subset) + ";"), message
+    assert "--download" in message and "--trust-layout" in message and "\n" not in message
+    assert not (tmp_path / "m").exists()  # refused before anything was written
+
+
+def test_trust_layout_takes_a_copy_as_it_is_and_lists_what_is_missing(copy, tmp_path):
+    _lose_audio(copy / "dev-clean")
+    report = prepare_librispeech(copy, ["dev-clean"], tmp_path / "m", console=QUIET, trust_layout=True)["dev-clean"]
+    assert report.kept == 4 and report.rejected == {"no audio file": 1}
+
+
+def test_own_data_without_marker_needs_trust_layout(tmp_path: Path):
+    make_librispeech_tree(tmp_path, "mine", [("7", "8", "A B C", None)], complete=False)
+    with pytest.raises(PrepareError) as err:
+        prepare_librispeech(tmp_path, ["mine"], tmp_path / "m", console=QUIET)
+    message = str(err.value)
+    assert message.startswith(f"subset mine in {tmp_path / 'LibriSpeech' / 'mine'} has no completion marker")
+    assert "not an official LibriSpeech subset" in message and "--trust-layout" in message
+    report = prepare_librispeech(tmp_path, ["mine"], tmp_path / "m", console=QUIET, trust_layout=True)["mine"]
+    assert report.kept == 1
+
+
+def test_the_official_counts_cover_every_subset_and_add_up():
+    counts = librispeech_check.OFFICIAL_COUNTS
+    assert tuple(counts) == SUBSETS
+    assert all(c.transcripts == c.chapters for c in counts.values())  # one transcript per chapter
+    assert sum(c.utterances for c in counts.values()) == 292_367  # all 960 h + dev + test
+    assert sum(c.speakers for c in counts.values()) == 2_484  # the paper's Table 1, added up
+
+
+def test_the_cli_uses_a_read_only_copy_and_refuses_a_partial_one_in_one_line(copy, tmp_path):
+    from typer.testing import CliRunner
+
+    from asr.cli import app
+
+    def prepare(out: Path):
+        args = ["prepare", "librispeech", "--root", str(copy), "--subsets", "dev-clean", "--out", str(out)]
+        return CliRunner().invoke(app, args, env={"COLUMNS": "250", "NO_COLOR": "1"})
+
+    with read_only(copy):
+        before = tree_state(copy)
+        result = prepare(tmp_path / "m")
+        assert result.exit_code == 0, result.stderr
+        assert tree_state(copy) == before
+    assert (tmp_path / "m" / "dev-clean.jsonl").read_text().count("\n") == 5
+    _lose_chapter(copy / "dev-clean")
+    with read_only(copy):
+        result = prepare(tmp_path / "m2")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: dev-clean: 4 of 5 utterances; 2 of 3 chapters")

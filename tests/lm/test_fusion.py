@@ -8,9 +8,10 @@ import torch
 
 from asr.decode.beam import beam_search
 from asr.decode.options import DecodeOptions
-from asr.decode.scorers import next_token_log_probs as decoder_log_probs
+from asr.config import LMConfig, LMModelConfig
+from asr.decode.scorers import next_token_log_probs
 from asr.decode.search import beam_scorers, search_encoded
-from asr.lm.model import LMConfig, TransformerLM, next_token_log_probs
+from asr.nn.lm import TransformerLM
 from asr.text.tokenizer import SOS_EOS_ID
 
 VOCAB = 12
@@ -24,7 +25,7 @@ def setup(tiny_model):
     memory = torch.randn(len(LENGTHS), int(LENGTHS.max()), 32, generator=generator)
     memory = memory * (torch.arange(memory.shape[1]) < LENGTHS[:, None])[..., None]
     torch.manual_seed(5)
-    lm = TransformerLM(LMConfig(vocab_size=VOCAB, d_model=32, heads=4, layers=2, ff_dim=64, dropout=0.0)).eval()
+    lm = TransformerLM(LMConfig(model=LMModelConfig(d_model=32, heads=4, layers=2, ff_dim=64, dropout=0.0)), VOCAB).eval()
     with torch.no_grad():
         lm.output.weight.mul_(4.0)  # a peaked LM: it has opinions
     return model, memory, lm
@@ -48,7 +49,7 @@ def test_scores_add_the_weighted_lm_log_prob_of_the_whole_sentence(setup, method
             for hyp in hyps:
                 lm_part = _sentence_log_prob(lambda x: next_token_log_probs(lm(x)), hyp.tokens)
                 decoder = _sentence_log_prob(
-                    lambda x: decoder_log_probs(model.decoder(x, memory[n : n + 1, : LENGTHS[n]], LENGTHS[n : n + 1])[0]),
+                    lambda x: next_token_log_probs(model.decoder(x, memory[n : n + 1, : LENGTHS[n]], LENGTHS[n : n + 1])[0]),
                     hyp.tokens,
                 )
                 assert hyp.attention == pytest.approx(decoder, abs=1e-3)
@@ -73,3 +74,19 @@ def test_an_lm_of_weight_zero_changes_nothing_and_a_weighty_one_changes_the_word
 
     # What fusion picks, the LM likes better than what the recogniser picked alone.
     assert sum(map(lm_score, best_fused)) > sum(map(lm_score, best_plain))
+
+
+def test_decoding_imports_nothing_of_the_lm_training_package():
+    """Data flows one way: asr.decode scores with asr.nn.lm's model, never reaches into asr.lm."""
+    import ast
+    from pathlib import Path
+
+    import asr.decode
+
+    found = []
+    for path in sorted(Path(asr.decode.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n == "asr.lm" or n.startswith("asr.lm.")]
+    assert found == []

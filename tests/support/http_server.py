@@ -3,7 +3,9 @@
 ``local_server(monkeypatch, resource)`` serves ``server.files`` (path -> bytes) at
 ``server.url`` = http://127.0.0.1:PORT/resources/RESOURCE, honours ``Range: bytes=N-`` (unless
 ``server.honour_range`` is False), records each request's Range header in ``server.ranges``, and
-with ``server.drop_after`` set cuts the next response off after that many bytes.
+with ``server.drop_after`` set cuts the next response off after that many bytes. A misbehaving
+mirror: ``server.send_length = False`` leaves out Content-Length (the body ends when the
+connection closes), and ``server.junk_after = N`` sends N more bytes past the end of the file.
 """
 
 from __future__ import annotations
@@ -35,13 +37,23 @@ class RangeHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
+        if self.server.send_length:
+            self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         if self.server.drop_after:  # announce the whole file, send part of it, hang up
             self.wfile.write(data[start : start + self.server.drop_after])
             self.server.drop_after = 0
             return
-        self.wfile.write(data[start:])
+        try:
+            self.wfile.write(data[start:])
+            self._send_junk(self.server.junk_after)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading (a download refusing a too-long answer)
+
+    def _send_junk(self, count: int) -> None:
+        block = b"\x5a" * 65536
+        for begin in range(0, count, len(block)):
+            self.wfile.write(block[: count - begin])
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -53,6 +65,7 @@ def local_server(monkeypatch, resource: int) -> Iterator[ThreadingHTTPServer]:
         monkeypatch.delenv(var, raising=False)  # 127.0.0.1 must not go through a proxy
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.files, httpd.ranges, httpd.honour_range, httpd.drop_after = {}, [], True, 0
+    httpd.send_length, httpd.junk_after = True, 0
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_port}/resources/{resource}"
