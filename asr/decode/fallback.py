@@ -13,7 +13,9 @@ Batched: each round re-decodes only the utterances that failed, all of them in o
 Each result records the temperature that gave it and the no-speech probability.
 
 They apply where openai-whisper applies them: to the attention searches (greedy and beam) of
-models with a Whisper prompt (imported or fine-tuned Whisper). Native models, trained with
+models with a Whisper prompt (imported or fine-tuned Whisper), in `asr decode`, `asr
+transcribe` and the API (the decoding task built with the tokenizer; decode_batch is the plain
+search, as openai-whisper's ``decode``). Native models, trained with
 label smoothing, score well-recognised speech below -1.0 per token, so the thresholds do not
 transfer; their guard against loops is the repeated n-gram filter (``no_repeat_ngram``).
 """

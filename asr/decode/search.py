@@ -1,8 +1,10 @@
 """One entry point for every search: waveforms -> encoder -> the method the options name.
 
 Thin functions over :class:`asr.decode.task.DecodingTask`, for callers that decode once with a
-model's own prompt (its experiment's language); a decode in another language builds the task
-with the tokenizer (``DecodingTask.build(model, options, tokenizer)``).
+model's own prompt (its experiment's language): the plain searches. A decode in another
+language, or with Whisper's safeguards (asr.decode.fallback), builds the task with the
+tokenizer (``DecodingTask.build(model, options, tokenizer)``), as `asr decode`, `asr
+transcribe` and the API do.
 """
 
 from __future__ import annotations

@@ -73,8 +73,11 @@ class DecodingTask:
 
     @property
     def safeguarded(self) -> bool:
-        """Whether Whisper's safeguards apply: an attention search of a model with a prompt."""
-        return bool(self.prompt) and self.options.method in SAFEGUARDED
+        """Whether Whisper's safeguards apply: an attention search of a model with a prompt,
+        decoded with its tokenizer (they read its text and its no-speech token). Without a
+        tokenizer the task is the plain search (asr.decode.search.decode_batch): as in
+        openai-whisper, where ``decode`` is the search and ``transcribe`` adds the fallback."""
+        return bool(self.prompt) and self.options.method in SAFEGUARDED and self.tokenizer is not None
 
     @torch.inference_mode()
     def decode(self, waves: Tensor, wave_lengths: Tensor) -> list[list[Hypothesis]]:
@@ -121,8 +124,7 @@ class DecodingTask:
         temperature = self.options.temperatures[0]
         found = self._at(memory, lengths, temperature, first)
         no_speech = first.no_speech_probs or [None] * memory.shape[0]
-        text = (lambda tokens: self.tokenizer.decode(tokens)) if self.tokenizer is not None else None
-        return with_fallback(found, self._at, memory, lengths, self.options, text, no_speech)
+        return with_fallback(found, self._at, memory, lengths, self.options, self.tokenizer.decode, no_speech)  # type: ignore[union-attr]
 
     def _at(
         self, memory: Tensor, lengths: Tensor, temperature: float, scorer: DecoderScorer | None = None
