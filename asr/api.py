@@ -7,12 +7,13 @@
 
 (The README's example of the same runs as a doctest in the test suite.)
 
-Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the decoding
-options of :class:`asr.decode.options.DecodeOptions` plus ``segment_seconds``, ``nbest``,
-``timestamps``, ``align`` ("ctc" or "cross-attention": which alignment gives the word times),
-``vad`` and ``language`` (a multilingual Whisper model's language for that call;
-:attr:`Recognizer.languages` lists the codes). Results are :class:`asr.transcribe.Transcription`
-objects.
+Options are those of ``asr transcribe``, with the same defaults (:data:`DEFAULTS`): the fields
+of :class:`asr.decode.options.DecodeOptions` (the one decode config; ``language`` is a
+multilingual Whisper model's language for that call, :attr:`Recognizer.languages` lists the
+codes) plus ``segment_seconds``, ``timestamps``, ``align`` ("ctc" or "cross-attention": which
+alignment gives the word times) and ``vad``. Results are :class:`asr.transcribe.Transcription`
+objects. Each call assembles its own decoding task (asr.decode.task): one Recognizer serves
+threads with different options and languages at once.
 """
 
 from __future__ import annotations
@@ -28,31 +29,27 @@ from torch import Tensor
 
 from asr.api_input import Audio, AudioInputError, AudioShapeError, audio_name, to_mono, wave_of  # noqa: F401 (re-exported)
 from asr.decode.align import Word
+from asr.decode.options import DecodeOptions
 from asr.decode.streaming import RecognitionStream, StreamError, StreamOptions
-from asr.decode.options import DecodeOptions, default_method
 from asr.decode.word_times import check_aligner, word_times
 from asr.experiment import CHECKPOINTS, load_for_inference
+from asr.text.language import model_languages, prompt_language
 from asr.transcribe import Transcription, check_segment_seconds, segment_limit, transcribe_waves
-from asr.whisper.language import decoding_language, model_languages, prompt_language
 
-# The defaults of `asr transcribe` (tests/test_api.py checks they match the CLI's).
-DEFAULTS: dict[str, Any] = {
-    "method": None,  # None: joint_beam, or attention_beam for a model without a CTC head
-    "beam": 10,
-    "ctc_weight": 0.3,
-    "length_bonus": 0.0,
-    "length_norm": False,  # as DecodeOptions(): ESPnet's ranking, raw score + length bonus
-    "max_length_ratio": 1.0,
-    "batch_size": 8,
-    "precision": "fp32",  # bf16: the encoder under bf16 autocast (CPUs with native bf16, GPUs)
+# `asr decode`'s own options: an LM folder and the WER report's normalisation.
+_DECODE_ONLY = ("lm", "normalizer")
+# The transcription pipeline's options, with `asr transcribe`'s defaults.
+PIPELINE_DEFAULTS: dict[str, Any] = {
     "segment_seconds": None,  # None: the longest training utterance of the experiment
-    "nbest": 1,
     "timestamps": True,
     "align": None,  # None: ctc where the model has a CTC head, else cross-attention
     "vad": True,
-    "language": None,  # None: the experiment's (multilingual Whisper models; asr.whisper.language)
 }
-_PIPELINE_OPTIONS = ("segment_seconds", "nbest", "timestamps", "align", "vad", "language")
+# Every option and its default: DecodeOptions()'s own, then the pipeline's (tests check the CLI's).
+DEFAULTS: dict[str, Any] = {
+    **{k: v for k, v in dataclasses.asdict(DecodeOptions()).items() if k not in _DECODE_ONLY},
+    **PIPELINE_DEFAULTS,
+}
 
 
 class OptionError(ValueError):
@@ -66,9 +63,8 @@ def decode_options(has_ctc: bool = True, **options: Any) -> tuple[DecodeOptions,
     if unknown:
         raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(DEFAULTS)}")
     merged = {**DEFAULTS, **options}
-    merged["method"] = merged["method"] or default_method(has_ctc)
-    pipeline = {name: merged.pop(name) for name in _PIPELINE_OPTIONS}
-    return DecodeOptions(**merged), pipeline
+    pipeline = {name: merged.pop(name) for name in PIPELINE_DEFAULTS}
+    return DecodeOptions(**merged).for_model(has_ctc), pipeline
 
 
 class Recognizer:
@@ -98,7 +94,7 @@ class Recognizer:
     @property
     def language(self) -> str | None:
         """The language decoded when none is asked for (chosen at import), or None."""
-        return prompt_language(self.tokenizer, self.model.decoder.prompt)
+        return prompt_language(self.tokenizer, self.config.model.decoder.prompt)
 
     def transcribe(self, audio: Audio, sample_rate: int | None = None, **options: Any) -> Transcription:
         """One recording: a file path, or a (samples,) / (channels, samples) array or tensor at
@@ -112,11 +108,9 @@ class Recognizer:
         pipeline["segment_seconds"], warning = segment_limit(self.exp_dir, self.config, pipeline["segment_seconds"])
         if warning:
             warnings.warn(warning, stacklevel=2)
-        language = pipeline.pop("language")
         waves = [self.load_wave(audio, sample_rate) for audio in audios]
         names = [audio_name(audio) for audio in audios]
-        with decoding_language(self.model, self.tokenizer, language):  # this call only
-            return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
+        return transcribe_waves(self.model, self.tokenizer, waves, decode, names=names, **pipeline)
 
     @torch.inference_mode()
     def align(self, audio: Audio, text: str, sample_rate: int | None = None, align: str | None = None) -> list[Word]:

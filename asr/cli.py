@@ -18,6 +18,9 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from asr import files
+from asr.decode.options import DecodeOptions
+
+DECODE = DecodeOptions()  # the defaults of every decoding option of `asr decode` and `asr transcribe`
 
 # Commands in the order of the pipeline; others (added later) follow in registration order.
 PIPELINE = ["prepare", "import", "tokenizer", "lm", "train", "average", "decode", "transcribe", "wer", "plot",
@@ -388,40 +391,50 @@ def _keep_freed_memory() -> None:
     cpu.keep_freed_memory()
 
 
-def _default_method(exp: Path) -> str:
-    """joint_beam, unless the experiment's model has no CTC head (imported Whisper models)."""
+def _has_ctc(exp: Path) -> bool:
+    """Whether the experiment's model has a CTC head (imported Whisper models have none): it
+    decides the default method."""
     from asr.config import load_config
-    from asr.decode.options import default_method
     from asr.experiment import CONFIG
 
     try:
-        has_ctc = load_config(Path(exp) / CONFIG).model.ctc_head
+        return load_config(Path(exp) / CONFIG).model.ctc_head
     except (OSError, ValueError):
-        has_ctc = True  # loading the experiment reports what is wrong with it
-    return default_method(has_ctc)
+        return True  # loading the experiment reports what is wrong with it
 
 
-def _decode_options(method: str, beam: int, ctc_weight: float, length_bonus: float, length_norm: bool, max_length_ratio: float, batch_size: int, lm_weight: float = 0.0, precision: str = "fp32"):
-    from asr.decode.options import DecodeOptions
+def _decode_options(values: dict, overrides: list[str] | None) -> DecodeOptions:
+    """The decode config of a command: its options' values (by field name), then its
+    ``--set decode.KEY=VALUE`` overrides."""
+    from asr.decode.options import with_overrides
 
-    return DecodeOptions(
-        method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus,
-        length_norm=length_norm, max_length_ratio=max_length_ratio, batch_size=batch_size,
-        lm_weight=lm_weight, precision=precision,
-    )
+    return with_overrides(DecodeOptions(**values), overrides or [])
+
+
+def _safeguards(best_of: int, compression_ratio: float | None, logprob: float | None, no_speech: float | None,
+                no_repeat_ngram: int) -> dict:  # fmt: skip
+    return dict(best_of=best_of, compression_ratio_threshold=compression_ratio, logprob_threshold=logprob,
+                no_speech_threshold=no_speech, no_repeat_ngram=no_repeat_ngram)  # fmt: skip
 
 
 Method = Annotated[Optional[str], typer.Option(help="ctc_greedy, attention_greedy, attention_beam, joint_beam or attention_rescoring (default: joint_beam; attention_beam for a model without a CTC head, e.g. imported Whisper).", show_default=False)]
 Beam = Annotated[int, typer.Option(help="Beam size.")]
 CtcWeight = Annotated[float, typer.Option(help="Weight of the CTC score in joint_beam and attention_rescoring.")]
 LengthBonus = Annotated[float, typer.Option(help="Score added per output token.")]
-# The defaults are DecodeOptions()'s (a test checks): ESPnet's ranking, raw score + length bonus.
+# Every default is DecodeOptions()'s (tests/decode/test_options.py checks): e.g. ESPnet's
+# ranking, raw score + length bonus.
 LengthNorm = Annotated[bool, typer.Option("--length-norm/--no-length-norm", help="Rank finished hypotheses by score / length instead of score + length bonus (exclusive with --length-bonus).")]
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, typer.Option(help="Encoder arithmetic: fp32, or bf16 (about 2x faster on CPUs with AMX or AVX512-BF16, and on GPUs; elsewhere it runs fp32 with a warning). The search is fp32 either way.")]
 Language = Annotated[Optional[str], typer.Option(help="Multilingual Whisper models: the language to transcribe for this run (a code: en, de, fr, ...; default: the one chosen at import).", show_default=False)]
+BestOf = Annotated[int, typer.Option(help="Whisper models' temperature fallback: samples per utterance at each temperature > 0 (the temperatures: --set decode.temperatures=[0,0.2,0.4,0.6,0.8,1]; [0]: no fallback).")]
+CompressionRatio = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the text's gzip compression ratio is above this (a loop); off: --set decode.compression_ratio_threshold=null.")]
+LogprobThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the average log-prob per token is below this; off: --set decode.logprob_threshold=null.")]
+NoSpeechThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: an utterance is silence (empty result) when its <|nospeech|> probability is above this and its average log-prob below --logprob-threshold; off: --set decode.no_speech_threshold=null.")]
+NoRepeatNgram = Annotated[int, typer.Option(help="Never repeat an n-gram of this many tokens in a hypothesis, a guard against loops (0: off; longer than any true repeat).")]
+DecodeSet = Annotated[Optional[list[str]], typer.Option("--set", help="Override a decoding option: --set decode.beam=5 (repeatable; any field of DecodeOptions, also those without a flag, e.g. decode.length_alpha, decode.pre_beam_ratio).")]
 
 
 @app.command()
@@ -431,35 +444,42 @@ def decode(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest to decode; references, if present, are scored.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <exp>/decode/<manifest name>-<method>).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints (default: averaged.pt, else last.pt).")] = None,
-    method: Method = None,
-    beam: Beam = 10,
-    ctc_weight: CtcWeight = 0.3,
-    length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = False,
-    max_length_ratio: MaxLengthRatio = 1.0,
-    batch_size: BatchSize = 8,
-    nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = 1,
-    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, digits, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = None,
+    method: Method = DECODE.method,
+    beam: Beam = DECODE.beam,
+    ctc_weight: CtcWeight = DECODE.ctc_weight,
+    length_bonus: LengthBonus = DECODE.length_bonus,
+    length_norm: LengthNorm = DECODE.length_norm,
+    max_length_ratio: MaxLengthRatio = DECODE.max_length_ratio,
+    batch_size: BatchSize = DECODE.batch_size,
+    nbest: Annotated[int, typer.Option(help="Also write nbest.jsonl with this many hypotheses per utterance and their scores.")] = DECODE.nbest,
+    normalizer: Annotated[Optional[str], typer.Option(help="Text normalisation of the WER report: librispeech, english, digits, unicode or none (default: the tokenizer's own, librispeech unless it was trained with another).", show_default=False)] = DECODE.normalizer,
     device: Device = "auto",
     lm: Annotated[Optional[Path], typer.Option(help="LM folder from `asr lm train`, fused into beam search (shallow fusion).")] = None,
-    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = 0.0,
-    precision: Precision = "fp32",
-    language: Language = None,
+    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's log-probability (with --lm; ESPnet uses 0.3-0.6).", min=0.0)] = DECODE.lm_weight,
+    precision: Precision = DECODE.precision,
+    language: Language = DECODE.language,
+    best_of: BestOf = DECODE.best_of,
+    compression_ratio_threshold: CompressionRatio = DECODE.compression_ratio_threshold,
+    logprob_threshold: LogprobThreshold = DECODE.logprob_threshold,
+    no_speech_threshold: NoSpeechThreshold = DECODE.no_speech_threshold,
+    no_repeat_ngram: NoRepeatNgram = DECODE.no_repeat_ngram,
+    set_: DecodeSet = None,
 ) -> None:
     """Decode a manifest: hypotheses, scores, real-time factor and a WER report."""
     from asr.decode.run import decode_manifest
     from asr.train.distributed import pick_device
 
     _keep_freed_memory()
-    method = method or _default_method(exp)
-    if lm is not None and lm_weight == 0.0:
-        raise ValueError("--lm needs a --lm-weight above 0 (e.g. 0.3)")
-    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, lm_weight, precision)
-    out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{method}"
-    summary = decode_manifest(
-        exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout,
-        nbest=nbest, normalizer=normalizer, lm_dir=lm, language=language,
+    options = _decode_options(
+        dict(method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus, length_norm=length_norm,
+             max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, normalizer=normalizer,
+             lm=str(lm) if lm is not None else None, lm_weight=lm_weight, precision=precision, language=language,
+             **_safeguards(best_of, compression_ratio_threshold, logprob_threshold, no_speech_threshold, no_repeat_ngram)),
+        set_,
     )  # fmt: skip
+    options = options.for_model(_has_ctc(exp))
+    out = out or Path(exp) / "decode" / f"{Path(manifest).stem}-{options.method}"
+    summary = decode_manifest(exp, manifest, out, options, checkpoint=checkpoint, device=pick_device(device), console=stdout)
     rtf = f"RTF {summary.rtf:.3f}" if summary.rtf is not None else "no audio decoded"
     stdout.print(f"hypotheses written to {out}/hyp.txt ({rtf})")
     for utt_id, why in summary.rejected:
@@ -479,19 +499,25 @@ def transcribe(
     checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
     segment_seconds: Annotated[Optional[float], typer.Option(help="Longest segment decoded at once (default: the longest training utterance; longer is warned about).", show_default=False)] = None,
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
-    nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = 1,
+    nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = DECODE.nbest,
     timestamps: Annotated[bool, typer.Option("--timestamps/--no-timestamps", help="Word times and confidences (see --align).")] = True,
     align: Annotated[Optional[str], typer.Option(help="Word times from 'ctc' forced alignment or the decoder's 'cross-attention' (default: ctc where the model has a CTC head, else cross-attention).", show_default=False)] = None,
-    method: Method = None,
-    beam: Beam = 10,
-    ctc_weight: CtcWeight = 0.3,
-    length_bonus: LengthBonus = 0.0,
-    length_norm: LengthNorm = False,
-    max_length_ratio: MaxLengthRatio = 1.0,
-    batch_size: BatchSize = 8,
+    method: Method = DECODE.method,
+    beam: Beam = DECODE.beam,
+    ctc_weight: CtcWeight = DECODE.ctc_weight,
+    length_bonus: LengthBonus = DECODE.length_bonus,
+    length_norm: LengthNorm = DECODE.length_norm,
+    max_length_ratio: MaxLengthRatio = DECODE.max_length_ratio,
+    batch_size: BatchSize = DECODE.batch_size,
     device: Device = "auto",
-    precision: Precision = "fp32",
-    language: Language = None,
+    precision: Precision = DECODE.precision,
+    language: Language = DECODE.language,
+    best_of: BestOf = DECODE.best_of,
+    compression_ratio_threshold: CompressionRatio = DECODE.compression_ratio_threshold,
+    logprob_threshold: LogprobThreshold = DECODE.logprob_threshold,
+    no_speech_threshold: NoSpeechThreshold = DECODE.no_speech_threshold,
+    no_repeat_ngram: NoRepeatNgram = DECODE.no_repeat_ngram,
+    set_: DecodeSet = None,
 ) -> None:
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
     from asr.formats import SUBTITLES, check_format
@@ -501,16 +527,20 @@ def transcribe(
     _keep_freed_memory()
     check_format(output_format)
     check_segment_seconds(segment_seconds)
-    method = method or _default_method(exp)
     if output_format in SUBTITLES and len(audio) > 1 and out is None:
         raise ValueError(f"--format {output_format} with several audio files needs --out DIR (one subtitle file per audio file)")
     if out is not None and not (output_format in SUBTITLES and len(audio) > 1):
         files.check_writable_file(out)
-    options = _decode_options(method, beam, ctc_weight, length_bonus, length_norm, max_length_ratio, batch_size, precision=precision)
+    options = _decode_options(
+        dict(method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus, length_norm=length_norm,
+             max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, precision=precision,
+             language=language,
+             **_safeguards(best_of, compression_ratio_threshold, logprob_threshold, no_speech_threshold, no_repeat_ngram)),
+        set_,
+    ).for_model(_has_ctc(exp))  # fmt: skip
     results = transcribe_files(
-        exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds, nbest=nbest,
-        timestamps=timestamps, vad=vad, device=pick_device(device), console=console, language=language,
-        align=align,
+        exp, audio, options, checkpoint=checkpoint, segment_seconds=segment_seconds,
+        timestamps=timestamps, vad=vad, device=pick_device(device), console=console, align=align,
     )  # fmt: skip
     _write_transcriptions(results, output_format, out)
     failed = [r for r in results if r.error is not None]

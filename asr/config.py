@@ -410,6 +410,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {tp}")  # pragma: no cover
 
 
+def coerce_value(value: Any, tp: Any, key: str) -> Any:
+    """Check a value read from YAML against the annotation ``tp`` (as config keys are checked);
+    ``null`` is None where ``tp`` allows None."""
+    if value is None and type(None) in typing.get_args(tp):
+        return None
+    return _coerce(value, tp, key)
+
+
 def _build(cls: type, values: dict, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}

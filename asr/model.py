@@ -7,6 +7,7 @@ both summed over each utterance and averaged over the batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,20 @@ from asr.whisper.frontend import WhisperLogMel
 from asr.nn.masks import lengths_to_mask
 
 IGNORE = -100  # target id that the cross entropy skips (padding)
+
+
+def with_prompt(tokens: Tensor, prompt: Sequence[int]) -> tuple[Tensor, int]:
+    """Decoder inputs (B, U) that start with <sos> -> the same after a prompt (Whisper's
+    <|startoftranscript|> ... <|notimestamps|>): its first P-1 tokens before each row and its
+    last in place of <sos>, (B, P-1+U); and P-1, the leading positions that are not scored.
+    Without a prompt the inputs are unchanged."""
+    if not prompt:
+        return tokens, 0
+    tokens = tokens.masked_fill(tokens == SOS_EOS_ID, prompt[-1])
+    if len(prompt) == 1:
+        return tokens, 0
+    head = tokens.new_tensor(list(prompt[:-1])).expand(tokens.shape[0], -1)
+    return torch.cat([head, tokens], dim=1), len(prompt) - 1
 
 
 @dataclass
@@ -118,7 +133,8 @@ class ASRModel(nn.Module):
         decoder_in = torch.cat([sos, tokens.masked_fill(~real, BLANK_ID)], dim=1)  # (B, U+1)
         targets = torch.cat([tokens.masked_fill(~real, IGNORE), sos.new_full((batch, 1), IGNORE)], 1)
         targets[torch.arange(batch), token_lengths] = SOS_EOS_ID  # <eos> right after the last token
-        logits, _ = self.decoder(decoder_in, encoded, enc_lengths)
+        decoder_in, prefix = with_prompt(decoder_in, cfg.decoder.prompt)  # (B, P-1+U+1)
+        logits, _ = self.decoder(decoder_in, encoded, enc_lengths, prefix=prefix)
         att_loss = F.cross_entropy(  # over (B * (U+1), V) rows: the classes contiguous, no copies
             logits.float().flatten(0, 1),
             targets.flatten(),

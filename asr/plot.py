@@ -50,15 +50,17 @@ def attention_data(recognizer, audio, sample_rate: int | None = None, **options:
     """
     from asr.api import decode_options
     from asr.decode.align import FrameClock, align_tokens
-    from asr.decode.search import search_encoded
+    from asr.decode.task import DecodingTask
+    from asr.model import with_prompt
     from asr.text.tokenizer import SOS_EOS_ID
 
     model, tokenizer, device = recognizer.model, recognizer.tokenizer, recognizer.device
     wave = recognizer.load_wave(audio, sample_rate).to(device)
     encoded, lengths = model.encode(wave[None], torch.tensor([wave.numel()], device=device))  # (1, T, D)
-    tokens = search_encoded(model, encoded, lengths, decode_options(recognizer.has_ctc, **options)[0])[0][0].tokens
-    inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=device)
-    _, weights = model.decoder(inputs, encoded, lengths, need_weights=True)  # per layer (1, H, U+1, T)
+    task = DecodingTask.build(model, decode_options(recognizer.has_ctc, **options)[0], tokenizer)
+    tokens = task.search(encoded, lengths)[0][0].tokens
+    inputs, prefix = with_prompt(torch.tensor([[SOS_EOS_ID, *tokens]], device=device), task.prompt)
+    _, weights = model.decoder(inputs, encoded, lengths, need_weights=True, prefix=prefix)  # per layer (1, H, U+1, T)
     has_ctc = recognizer.has_ctc and bool(tokens)  # an imported Whisper model has no CTC head
     log_probs = model.ctc_log_probs(encoded)[0, : int(lengths[0])] if has_ctc else None  # (T, V)
     return {

@@ -14,9 +14,8 @@ the Python API (:mod:`asr.api`) both call it.
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -29,17 +28,17 @@ from asr.config import ExperimentConfig
 from asr.data.dataset import pad
 from asr.decode.align import Word
 from asr.decode.budget import check_decode_memory
-from asr.decode.hypothesis import Hypothesis
+from asr.decode.hypothesis import Hypothesis, finite, hypothesis_text
 from asr.decode.options import DecodeOptions
-from asr.decode.search import encode, search_encoded
+from asr.decode.task import DecodingTask
 from asr.decode.word_times import check_aligner, word_times
 from asr.durations import training_max_seconds
 from asr.experiment import load_for_inference
 from asr.memory import MemoryBudgetError
 from asr.model import ASRModel
 from asr.progress import counting_progress
+from asr.nn.masks import NEG_INF
 from asr.text.tokenizer import Tokenizer
-from asr.whisper.language import decoding_language
 from asr.vad import FRAME_SECONDS, speech_frames, split_segments, vad_segments  # noqa: F401 (re-exported)
 
 MAX_SEGMENT_SECONDS = 600.0  # segments are decoded whole: attention memory grows with length squared
@@ -48,15 +47,27 @@ MIN_SEGMENT_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Candidate:
-    """One entry of an n-best list: its text and its scores (natural-log; None if not computed)."""
+    """One entry of an n-best list: its text and the search's hypothesis (tokens and scores,
+    natural-log), written as every hypothesis record is (Hypothesis.record)."""
 
     text: str
-    score: float | None  # what the search ranked by
-    attention: float | None = None
-    ctc: float | None = None
+    hypothesis: Hypothesis
+
+    @property
+    def score(self) -> float | None:
+        """What the search ranked by (None: impossible, -inf)."""
+        return finite(self.hypothesis.score)
+
+    @property
+    def attention(self) -> float | None:
+        return finite(self.hypothesis.attention)
+
+    @property
+    def ctc(self) -> float | None:
+        return finite(self.hypothesis.ctc)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return self.hypothesis.record(self.text)
 
 
 @dataclass
@@ -102,10 +113,10 @@ class Transcription:
         if len(self.segments) == 1:
             return self.segments[0].nbest
         if not self.segments:
-            return [Candidate("", None)]
-        scores = [s.nbest[0].score if s.nbest else None for s in self.segments]
-        total = None if any(v is None for v in scores) else sum(scores)  # type: ignore[arg-type]
-        return [Candidate(self.text, total)]
+            return [Candidate("", Hypothesis([], NEG_INF))]
+        best = [s.nbest[0].hypothesis if s.nbest else Hypothesis([], NEG_INF) for s in self.segments]
+        tokens = [token for hyp in best for token in hyp.tokens]
+        return [Candidate(self.text, Hypothesis(tokens, sum(hyp.score for hyp in best)))]
 
     def to_json(self) -> dict:
         return {
@@ -113,12 +124,6 @@ class Transcription:
             "confidence": self.confidence, "segments": [s.to_json() for s in self.segments],
             "error": self.error,
         }  # fmt: skip
-
-
-def hypothesis_text(tokenizer: Tokenizer, tokens: list[int]) -> str:
-    """The text of a token sequence on one line, single spaces (a lone word-boundary piece, as
-    CTC greedy search can emit, would otherwise leave a double space)."""
-    return " ".join(tokenizer.decode(tokens).split())
 
 
 def segment_bounds(wave: Tensor, sample_rate: int, max_seconds: float) -> list[tuple[int, int]]:
@@ -153,7 +158,6 @@ def transcribe_waves(
     options: DecodeOptions,
     *,
     segment_seconds: float = 20.0,
-    nbest: int = 1,
     timestamps: bool = True,
     vad: bool = True,
     names: list[str] | None = None,
@@ -163,18 +167,17 @@ def transcribe_waves(
     """Transcribe (S,) float32 waveforms at the model's rate (see the module docstring).
 
     Segments are at most ``segment_seconds`` long: the speech regions found by :mod:`asr.vad`,
-    or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the ``nbest`` best
-    hypotheses of each segment; ``timestamps`` False skips the alignment (no words, no
-    confidences). ``align``: "ctc" or "cross-attention" (None: ctc where the model has a CTC
-    head, :mod:`asr.decode.word_times`). ``names`` become each result's ``path``.
+    or with ``vad`` False, fixed windows cut at their quietest frame. Keeps the
+    ``options.nbest`` best hypotheses of each segment; ``timestamps`` False skips the alignment
+    (no words, no confidences). ``align``: "ctc" or "cross-attention" (None: ctc where the model
+    has a CTC head, :mod:`asr.decode.word_times`). ``names`` become each result's ``path``.
     ``on_progress(done, total)`` is called with the segments decoded so far, before the first
     batch and after each.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
-    if nbest < 1:
-        raise ValueError(f"nbest must be at least 1, got {nbest}")
     aligner = check_aligner(align, model) if timestamps else None
+    task = DecodingTask.build(model, options, tokenizer)  # this call's prompt, filters and method
     rate = model.config.features.sample_rate
     results = [Transcription(name, duration=w.numel() / rate) for name, w in zip(names or ["<audio>"] * len(waves), waves)]
     cut = vad_segments if vad else segment_bounds
@@ -183,9 +186,7 @@ def transcribe_waves(
     report(0, len(pieces))
     for first in range(0, len(pieces), options.batch_size):
         batch = pieces[first : first + options.batch_size]
-        segments = _decode_segments(
-            model, tokenizer, [(waves[i], bounds) for i, bounds in batch], options, nbest, aligner
-        )
+        segments = _decode_segments(task, tokenizer, [(waves[i], bounds) for i, bounds in batch], aligner)
         for (i, _), segment in zip(batch, segments):
             results[i].segments.append(segment)
         report(first + len(batch), len(pieces))
@@ -196,41 +197,30 @@ def transcribe_waves(
 
 @torch.inference_mode()
 def _decode_segments(
-    model: ASRModel,
-    tokenizer: Tokenizer,
-    pieces: list[tuple[Tensor, tuple[int, int]]],
-    options: DecodeOptions,
-    nbest: int,
-    aligner: str | None,
+    task: DecodingTask, tokenizer: Tokenizer, pieces: list[tuple[Tensor, tuple[int, int]]], aligner: str | None
 ) -> list[Segment]:
     """Decode segments (wave, (start, end) samples) as one batch -> one Segment each; with an
     ``aligner`` ("ctc", "cross-attention"), the best hypothesis gets word times."""
+    model = task.model
     device = next(model.parameters()).device
     rate = model.config.features.sample_rate
     waves, lengths = pad([wave[start:end] for wave, (start, end) in pieces])
-    encoded, enc_lengths = encode(model, waves.to(device), lengths.to(device), options.precision)
-    hyps = search_encoded(model, encoded, enc_lengths, options)
+    encoded, enc_lengths = task.encode(waves.to(device), lengths.to(device))
+    hyps = task.search(encoded, enc_lengths)
     segments = []
     for b, ((wave, (start, end)), nbest_list) in enumerate(zip(pieces, hyps)):
         best = nbest_list[0]
         segment = Segment(start / rate, end / rate, hypothesis_text(tokenizer, best.tokens))
-        segment.nbest = [_candidate(tokenizer, h) for h in nbest_list[:nbest]]
+        segment.nbest = [Candidate(hypothesis_text(tokenizer, h.tokens), h) for h in nbest_list[: task.options.nbest]]
         if aligner is not None:
             memory, length = encoded[b], int(enc_lengths[b])
-            segment.words = word_times(model, tokenizer, aligner, memory, length, wave[start:end], best.tokens, start / rate)
+            segment.words = word_times(
+                model, tokenizer, aligner, memory, length, wave[start:end], best.tokens, start / rate, task.prompt
+            )
             if segment.words:
                 segment.confidence = sum(w.confidence for w in segment.words) / len(segment.words)
         segments.append(segment)
     return segments
-
-
-def _candidate(tokenizer: Tokenizer, hyp: Hypothesis) -> Candidate:
-    return Candidate(hypothesis_text(tokenizer, hyp.tokens), _finite(hyp.score), _finite(hyp.attention), _finite(hyp.ctc))
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinities: an impossible score (-inf) is None."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def display_path(path: str | Path) -> str:
@@ -259,22 +249,21 @@ def transcribe_files(
     *,
     checkpoint: str | Path | None = None,
     segment_seconds: float | None = None,
-    nbest: int = 1,
     timestamps: bool = True,
     vad: bool = True,
     device: str | torch.device = "cpu",
     console: Console | None = None,
-    language: str | None = None,
     align: str | None = None,
 ) -> list[Transcription]:
     """Transcribe each file; a missing, unreadable, non-finite, silent or too large one gets
     ``error`` set, the rest go on. ``segment_seconds`` None caps segments at the longest
-    training utterance. ``language``: a multilingual Whisper model's language for this run
-    (asr.whisper.language; None: the experiment's). ``align``: the word-time aligner (None:
+    training utterance. ``options.language``: a multilingual Whisper model's language for this
+    run (asr.text.language; None: the experiment's). ``align``: the word-time aligner (None:
     ctc where the model has a CTC head, else cross-attention)."""
     check_segment_seconds(segment_seconds)
     console = console or Console(stderr=True)
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
+    options = DecodingTask.build(model, options, tokenizer).options  # a bad language fails here, first
     if timestamps:
         check_aligner(align, model)  # before any file is read
     segment_seconds, warning = segment_limit(exp_dir, config, segment_seconds)
@@ -284,7 +273,7 @@ def transcribe_files(
     # Segments are at most segment_seconds long: the largest batch is known before any work.
     check_decode_memory(config, model.vocab_size, options, options.batch_size, int(segment_seconds * rate), device)
     results = []
-    with decoding_language(model, tokenizer, language), counting_progress(console, transient=True) as progress:
+    with counting_progress(console, transient=True) as progress:
         task = progress.add_task("transcribing", total=len(paths))
         segments = progress.add_task("segments", total=None, visible=False)  # of the file being read
         for path in paths:
@@ -296,8 +285,7 @@ def transcribe_files(
 
                 results += transcribe_waves(
                     model, tokenizer, [wave], options, segment_seconds=segment_seconds,
-                    nbest=nbest, timestamps=timestamps, vad=vad, names=[display_path(path)], align=align,
-                    on_progress=show,
+                    timestamps=timestamps, vad=vad, names=[display_path(path)], align=align, on_progress=show,
                 )  # fmt: skip
             except (AudioError, MemoryBudgetError) as err:
                 results.append(Transcription(display_path(path), error=display_path(str(err))))

@@ -135,7 +135,10 @@ def _decode_args(tmp: Path) -> list[str]:
             "--checkpoint", "step-7.pt", "--method", "attention_rescoring", "--beam", "7",
             "--ctc-weight", "0.45", "--length-bonus", "0.25", "--no-length-norm",
             "--max-length-ratio", "0.6", "--batch-size", "3", "--device", "cuda:1", "--nbest", "4",
-            "--normalizer", "unicode", "--lm", tmp / "lm", "--lm-weight", "0.4", "--precision", "bf16", "--language", "fr"]  # fmt: skip
+            "--normalizer", "unicode", "--lm", tmp / "lm", "--lm-weight", "0.4", "--precision", "bf16", "--language", "fr",
+            "--best-of", "3", "--compression-ratio-threshold", "2.0", "--logprob-threshold", "-0.5",
+            "--no-speech-threshold", "0.7", "--no-repeat-ngram", "4",
+            "--set", "decode.length_alpha=0.5", "--set", "decode.pre_beam_ratio=2"]  # fmt: skip
 
 
 def _transcribe_args(tmp: Path) -> list[str]:
@@ -144,7 +147,9 @@ def _transcribe_args(tmp: Path) -> list[str]:
             "--nbest", "3", "--no-timestamps", "--align", "cross-attention", "--no-vad",
             "--method", "attention_beam", "--beam", "4", "--ctc-weight", "0.2", "--length-bonus", "0",
             "--length-norm", "--max-length-ratio", "0.8", "--batch-size", "5", "--device", "cpu",
-            "--precision", "bf16", "--language", "de"]  # fmt: skip
+            "--precision", "bf16", "--language", "de", "--best-of", "2", "--compression-ratio-threshold", "3",
+            "--logprob-threshold", "-2", "--no-speech-threshold", "0.5", "--no-repeat-ngram", "5",
+            "--set", "decode.beam=6", "--set", "decode.temperatures=[0, 0.5]"]  # fmt: skip
 
 
 def _train_args(tmp: Path) -> list[str]:
@@ -294,11 +299,12 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     assert (Path(exp), Path(manifest), Path(out)) == (tmp_path / "exp", tmp_path / "test.jsonl", tmp_path / "out")
     assert options == DecodeOptions(
         method="attention_rescoring", beam=7, ctc_weight=0.45, length_bonus=0.25, length_norm=False,
-        max_length_ratio=0.6, batch_size=3, lm_weight=0.4, precision="bf16",
+        max_length_ratio=0.6, batch_size=3, lm_weight=0.4, precision="bf16", nbest=4, normalizer="unicode",
+        lm=str(tmp_path / "lm"), language="fr", length_alpha=0.5, pre_beam_ratio=2.0, best_of=3,
+        compression_ratio_threshold=2.0, logprob_threshold=-0.5, no_speech_threshold=0.7, no_repeat_ngram=4,
     )  # fmt: skip
-    assert kwargs["checkpoint"] == "step-7.pt" and Path(kwargs["lm_dir"]) == tmp_path / "lm"
+    assert kwargs["checkpoint"] == "step-7.pt"
     assert kwargs["device"] == torch.device("cuda", 1)
-    assert (kwargs["nbest"], kwargs["normalizer"], kwargs["language"]) == (4, "unicode", "fr")
     assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
 
 
@@ -314,7 +320,7 @@ def test_decode_ranks_by_raw_score_and_length_bonus_unless_told_otherwise(tmp_pa
     (_, _, out, options), kwargs = record.only_call
     assert (options.length_norm, options.length_bonus) == (length_norm, length_bonus)
     # `asr decode` and DecodeOptions() have the same defaults (ESPnet's ranking: raw score + bonus).
-    assert options == dataclasses.replace(DecodeOptions(), length_norm=length_norm, length_bonus=length_bonus)
+    assert options == dataclasses.replace(DecodeOptions(), length_norm=length_norm, length_bonus=length_bonus).for_model(True)
     assert Path(out) == tmp_path / "decode" / "dev-clean-joint_beam"  # the default output folder
     assert kwargs["checkpoint"] is None and kwargs["device"].type in ("cpu", "cuda")
 
@@ -331,12 +337,13 @@ def test_transcribe_options_reach_transcribe_files(tmp_path, monkeypatch):
     (exp, audio, options), kwargs = record.only_call
     assert Path(exp) == tmp_path / "exp" and [Path(p) for p in audio] == [tmp_path / "a.wav", tmp_path / "b.flac"]
     assert options == DecodeOptions(
-        method="attention_beam", beam=4, ctc_weight=0.2, length_bonus=0.0, length_norm=True,
-        max_length_ratio=0.8, batch_size=5, precision="bf16",
-    )  # fmt: skip
+        method="attention_beam", beam=6, ctc_weight=0.2, length_bonus=0.0, length_norm=True,
+        max_length_ratio=0.8, batch_size=5, precision="bf16", nbest=3, language="de", best_of=2,
+        compression_ratio_threshold=3.0, logprob_threshold=-2.0, no_speech_threshold=0.5, no_repeat_ngram=5,
+        temperatures=(0.0, 0.5),
+    )  # fmt: skip  (--set decode.beam=6 over --beam 4)
     assert kwargs["checkpoint"] == "averaged.pt" and kwargs["segment_seconds"] == 12.5
-    assert (kwargs["nbest"], kwargs["timestamps"], kwargs["vad"], kwargs["language"]) == (3, False, False, "de")
-    assert kwargs["align"] == "cross-attention"
+    assert (kwargs["timestamps"], kwargs["vad"], kwargs["align"]) == (False, False, "cross-attention")
     assert kwargs["device"] == torch.device("cpu")
     lines = (tmp_path / "out.jsonl").read_text().splitlines()  # --out and --format json
     assert [json.loads(line) for line in lines] == [t.to_json() for t in done]

@@ -7,12 +7,13 @@ import pytest
 
 from asr.decode.align import Word
 from asr.formats import FormatError, check_format, cues, render, timestamp, to_lines
+from asr.decode.hypothesis import Hypothesis
 from asr.transcribe import Candidate, Segment, Transcription
 
 
 def _result() -> Transcription:
     first = Segment(0.2, 2.5, "THE OLD HORSE", 0.6, [Word("THE", 0.3, 0.45, 0.5), Word("OLD", 0.5, 0.8, 0.7),
-                    Word("HORSE", 1.6, 2.4, 0.6)], [Candidate("THE OLD HORSE", -1.5, -1.0, -2.0)])  # fmt: skip
+                    Word("HORSE", 1.6, 2.4, 0.6)], [Candidate("THE OLD HORSE", Hypothesis([5, 6, 7], -1.5, {"decoder": -1.0, "ctc": -2.0}))])  # fmt: skip
     second = Segment(3.0, 9.0, "A B C", 0.9, [Word("A", 3.1, 4.0, 0.9), Word("B", 4.1, 6.0, 0.9), Word("C", 6.1, 8.5, 0.9)])
     return Transcription("a.wav", "THE OLD HORSE A B C", 9.0, [first, second])
 
@@ -61,7 +62,7 @@ def test_plain_tsv_and_json_lines():
     assert records[1]["error"] == "b.wav: file not found"
     first = records[0]["segments"][0]
     assert first["words"][1] == {"text": "OLD", "start": 0.5, "end": 0.8, "confidence": 0.7}
-    assert first["nbest"] == [{"text": "THE OLD HORSE", "score": -1.5, "attention": -1.0, "ctc": -2.0}]
+    assert first["nbest"] == [{"text": "THE OLD HORSE", "tokens": [5, 6, 7], "score": -1.5, "attention": -1.0, "ctc": -2.0}]
     assert records[0]["confidence"] == pytest.approx((0.5 + 0.7 + 0.6 + 0.9 * 3) / 6)
 
 

@@ -1,7 +1,5 @@
-"""Searches from encoder output to tokens, and decoding of whole manifests."""
+"""Decoding: the decode config (options.py), the decoding task assembled per call (task.py),
+its parts (filters, scorers, ranking, end rules), the searches, and decoding of whole manifests.
 
-from asr.decode.hypothesis import Hypothesis
-from asr.decode.options import METHODS, DecodeOptions
-from asr.decode.search import decode_batch, search_encoded
-
-__all__ = ["METHODS", "DecodeOptions", "Hypothesis", "decode_batch", "search_encoded"]
+Importing the package loads nothing heavy: the CLI reads the decode defaults when it starts.
+"""

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from asr.config import DecoderConfig
 from asr.decode.align import BYTE_BPE_SPACE, WORD_START, FrameClock, Word
-from asr.model import ASRModel
+from asr.model import ASRModel, with_prompt
 from asr.text.tokenizer import Tokenizer
 from asr.text.special import SOS_EOS_ID
 
@@ -58,15 +58,20 @@ def alignment_heads(decoder_config: DecoderConfig) -> list[tuple[int, int]]:
     return chosen
 
 
-def token_times(model: ASRModel, memory: Tensor, memory_length: int, frames: int, tokens: list[int]) -> TokenTimes:
+def token_times(
+    model: ASRModel, memory: Tensor, memory_length: int, frames: int, tokens: list[int], prompt: tuple[int, ...] | None = None
+) -> TokenTimes:
     """Teacher-force ``tokens`` over one utterance's encoder output ``memory`` (T, D), of which
     ``memory_length`` frames are attended and the first ``frames`` hold the audio (Whisper
     attends to its 30 s window's padding too; the times are found in the audio only)."""
     decoder = model.decoder
-    if decoder.max_positions and max(len(decoder.prompt) - 1, 0) + len(tokens) + 1 > decoder.max_positions:
+    prompt = model.config.model.decoder.prompt if prompt is None else prompt
+    if decoder.max_positions and max(len(prompt) - 1, 0) + len(tokens) + 1 > decoder.max_positions:
         raise ValueError(f"{len(tokens)} tokens are more than the decoder's {decoder.max_positions} positions hold")
     inputs = torch.tensor([[SOS_EOS_ID, *tokens]], device=memory.device)  # (1, N+1)
-    logits, weights = model.decoder(inputs, memory[None], memory.new_tensor([memory_length], dtype=torch.long), need_weights=True)
+    prompted, prefix = with_prompt(inputs, prompt)
+    lengths = memory.new_tensor([memory_length], dtype=torch.long)
+    logits, weights = decoder(prompted, memory[None], lengths, prefix=prefix, need_weights=True)
     chosen = torch.stack([weights[layer][0, head] for layer, head in alignment_heads(model.config.model.decoder)])
     matrix = attention_matrix(chosen.float(), frames)  # (N+1, frames)
     probs = logits[0, :-1].float().softmax(dim=-1).gather(1, inputs[0, 1:, None])[:, 0]

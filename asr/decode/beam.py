@@ -116,7 +116,7 @@ class Finished:
         results = []
         for n, row in enumerate(score):
             hyps = [
-                Hypothesis.from_parts(tokens[n][g][: lengths[n][g]], s, {k: p[n][g] for k, p in parts.items()})
+                Hypothesis(tokens[n][g][: lengths[n][g]], s, {k: p[n][g] for k, p in parts.items()})
                 for g, s in enumerate(row)
                 if s != NEG_INF
             ]

@@ -29,6 +29,7 @@ _FLOAT = 4  # bytes
 
 def decode_bytes(config: ExperimentConfig, vocab_size: int, options: DecodeOptions, batch: int, samples: int) -> int:
     """Upper bound of the bytes decoding ``batch`` utterances of ``samples`` samples allocates."""
+    options = options.for_model(config.model.ctc_head)
     feat = config.features
     hop = max(1, round(feat.sample_rate * feat.hop_ms / 1000))
     n_fft = 1 << max(1, math.ceil(math.log2(max(2, feat.sample_rate * feat.win_ms / 1000))))
@@ -58,6 +59,7 @@ def check_decode_memory(
 ) -> None:
     """Raise MemoryBudgetError, naming the options to lower, when the estimate does not fit."""
     seconds = samples / config.features.sample_rate
+    options = options.for_model(config.model.ctc_head)
     require(
         decode_bytes(config, vocab_size, options, batch, samples),
         f"{options.method} decoding of a batch of {batch} (beam {options.beam}, longest audio {seconds:.1f} s)",

@@ -42,7 +42,7 @@ def attention_greedy(
             if end:
                 score = float(scores[row])
                 ranked = ranker.rank(score, len(tokens[utt]) + 1)
-                results[utt] = Hypothesis(tokens[utt], ranked, attention=score)
+                results[utt] = Hypothesis(tokens[utt], ranked, {"decoder": score})
             else:
                 tokens[utt].append(token)
         rows = torch.arange(best.shape[0], device=best.device)

@@ -21,6 +21,7 @@ from asr.decode.hypothesis import Hypothesis
 from asr.decode.options import DecodeOptions
 from asr.decode.ranking import Ranker
 from asr.decode.scorers import combine
+from asr.model import with_prompt
 from asr.nn.decoder import Decoder
 from asr.nn.masks import lengths_to_mask
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
@@ -30,9 +31,10 @@ POSITIONS_PER_PASS = 2048  # decoder positions (rows x tokens) per pass: big mat
 
 
 def teacher_forced_log_probs(
-    decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]]
+    decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]],
+    prompt: tuple[int, ...] = (),
 ) -> Tensor:
-    """Decoder log P(tokens, <eos> | x) of C sequences, teacher-forced.
+    """Decoder log P(tokens, <eos> | x) of C sequences, teacher-forced (after ``prompt``, if any).
 
     memory (N, T, D), memory_lengths (N,); owner (C,) the utterance of each sequence, in
     utterance order. Returns (C,) float32, the same per-token values beam search adds (blank
@@ -48,7 +50,7 @@ def teacher_forced_log_probs(
     for run in _passes(counts, longest):
         a, b = run.start, run.stop
         local = owner[starts[a] : starts[b]] - a
-        scores.append(_score_pass(decoder, memory[a:b], memory_lengths[a:b], local, sequences[starts[a] : starts[b]]))
+        scores.append(_score_pass(decoder, memory[a:b], memory_lengths[a:b], local, sequences[starts[a] : starts[b]], prompt))
     return torch.cat(scores) if scores else memory.new_zeros(0)
 
 
@@ -69,7 +71,8 @@ def _passes(counts: list[int], longest: list[int]) -> list[range]:
 
 
 def _score_pass(
-    decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]]
+    decoder: Decoder, memory: Tensor, memory_lengths: Tensor, owner: Tensor, sequences: list[list[int]],
+    prompt: tuple[int, ...] = (),
 ) -> Tensor:
     """One decoder pass of :func:`teacher_forced_log_probs`. Each utterance's sequences are
     padded to G rows, the most any utterance has, so that its encoder output is projected once
@@ -88,7 +91,8 @@ def _score_pass(
         targets[rows[c], : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
     inputs, targets, rows = inputs.to(memory.device), targets.to(memory.device), rows.to(memory.device)
     # Causal attention makes the padding after <eos> (and the empty padding rows) harmless.
-    logits, _ = decoder(inputs, memory, memory_lengths, group=group)  # (N*G, U+1, V)
+    inputs, prefix = with_prompt(inputs, prompt)
+    logits, _ = decoder(inputs, memory, memory_lengths, group=group, prefix=prefix)  # (N*G, U+1, V)
     # log_softmax at the targets only (never blank: CTC emits none), without (N*G, U+1, V) log-probs.
     token_log_probs = logits.gather(2, targets[..., None]).squeeze(2).float() - logits.float().logsumexp(dim=2)
     token_log_probs = token_log_probs.index_select(0, rows)  # (C, U+1)
@@ -103,9 +107,10 @@ def attention_rescoring(
     memory_lengths: Tensor,
     ctc_log_probs: Tensor,
     options: DecodeOptions,
+    prompt: tuple[int, ...] = (),
 ) -> list[list[Hypothesis]]:
     """memory (N, T, D), memory_lengths (N,) >= 1, ctc_log_probs (N, T, V) -> per utterance its
-    ``options.beam`` CTC candidates rescored, best first."""
+    ``options.beam`` CTC candidates rescored, best first (the decoder fed ``prompt`` first)."""
     ranker = Ranker.from_options(options)
     sequences: list[list[int]] = []
     owner: list[int] = []
@@ -113,7 +118,7 @@ def attention_rescoring(
         sequences += [tokens for tokens, _ in nbest]
         owner += [n] * len(nbest)
     owner_t = torch.tensor(owner, device=memory.device)
-    attention = teacher_forced_log_probs(decoder, memory, memory_lengths, owner_t, sequences)
+    attention = teacher_forced_log_probs(decoder, memory, memory_lengths, owner_t, sequences, prompt)
     # Exact CTC log-probs: the prefix beam's own scores miss the paths it pruned.
     ctc = batched_sequence_log_probs(ctc_log_probs, memory_lengths, owner_t, sequences).to(attention.device)
     joint = combine({"decoder": attention, "ctc": ctc}, {"decoder": 1.0 - options.ctc_weight, "ctc": options.ctc_weight})
@@ -124,8 +129,7 @@ def attention_rescoring(
             Hypothesis(
                 tokens=sequence,
                 score=ranker.rank(float(joint[c]), len(sequence) + 1),
-                attention=float(attention[c]),
-                ctc=float(ctc[c]),
+                scores={"decoder": float(attention[c]), "ctc": float(ctc[c])},
             )
         )
     return [sorted(hyps, key=lambda h: -h.score) for hyps in results]

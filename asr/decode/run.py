@@ -2,8 +2,9 @@
 
     out_dir/
       hyp.txt        id<TAB>text, in manifest order (what ``asr wer`` reads)
-      scores.jsonl   one object per utterance: id, text, tokens, score, attention, ctc
-      nbest.jsonl    with nbest > 1: id and the n best hypotheses (text, tokens, scores), best first
+      scores.jsonl   one object per utterance: id and its hypothesis record (Hypothesis.record:
+                     text, tokens, score, and each scorer's score: attention, ctc, lm)
+      nbest.jsonl    with nbest > 1: id and the n best hypotheses' records, best first
       timing.json    audio seconds, decode seconds, real-time factor, method and options
       wer.json, alignments.txt   (asr.metrics) when the manifest has reference text
       rejected.tsv   id<TAB>reason of each utterance whose audio could not be used (if any)
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +37,17 @@ from asr.config import ExperimentConfig
 from asr.data.dataset import pad
 from asr.data.manifest import Utterance, read_manifest
 from asr.decode.budget import check_decode_memory
-from asr.decode.hypothesis import Hypothesis
+from asr.decode.hypothesis import Hypothesis, hypothesis_text
 from asr.decode.options import DecodeOptions
-from asr.decode.search import decode_batch
 from asr.decode.lm import load_fusion_lm
-from asr.lock import FolderBusy, folder_lock
+from asr.decode.task import DecodingTask
 from asr.experiment import load_for_inference
+from asr.lock import FolderBusy, folder_lock
 from asr.metrics import Transcripts, print_report, score, write_report
-from asr.model import ASRModel
 from asr.progress import counting_progress
 from asr.text.normalize import DEFAULT_NORMALIZER, get_normalizer
+from asr.text.language import prompt_language
 from asr.text.tokenizer import Tokenizer
-from asr.whisper.language import decoding_language, prompt_language
 
 REJECTED_NAME = "rejected.tsv"
 HYP_NAME = "hyp.txt"
@@ -133,10 +132,6 @@ def decode_manifest(
     device: str | torch.device = "cpu",
     console: Console | None = None,
     num_workers: int = 0,
-    nbest: int = 1,
-    normalizer: str | None = None,
-    lm_dir: str | Path | None = None,
-    language: str | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``manifest`` with the model of ``exp_dir`` (see module docstring).
 
@@ -144,21 +139,22 @@ def decode_manifest(
     ``num_workers`` DataLoader processes read audio while the model decodes. An utterance whose
     audio cannot be used is listed in ``rejected.tsv`` (and in the summary); the others are decoded.
     ``out_dir`` is replaced as a whole once everything is written, never mixed with older files.
-    ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text normalisation of the WER
-    report (default: the tokenizer's, ``librispeech`` unless it was trained with another).
-    ``lm_dir`` holds an `asr lm train` LM fused into beam search with weight options.lm_weight.
-    ``language``: a multilingual Whisper model's language for this decode (None: the experiment's).
+    Of the options: ``nbest`` > 1 also writes nbest.jsonl; ``normalizer`` names the text
+    normalisation of the WER report (default: the tokenizer's, ``librispeech`` unless it was
+    trained with another); ``lm`` is an `asr lm train` folder fused into beam search with weight
+    ``lm_weight``; ``language`` a multilingual Whisper model's language (None: the experiment's).
     """
-    _check_outputs(nbest, normalizer)
+    _check_outputs(options.normalizer)
     out_dir = Path(out_dir)
     console = console or Console()
     model, tokenizer, config = load_for_inference(exp_dir, checkpoint, device)
-    lm = load_fusion_lm(lm_dir, exp_dir, device) if lm_dir is not None else None
+    lm = load_fusion_lm(options.lm, exp_dir, device) if options.lm is not None else None
+    task = DecodingTask.build(model, options, tokenizer, lm)  # a bad language fails here, before decoding
+    options = task.options  # the method decided
     utterances = read_manifest(manifest)
     _check_output_dir(out_dir)  # before decoding, not after it
     with _output_lock(out_dir):  # a second decode into out_dir fails now, not after its work
-        with decoding_language(model, tokenizer, language):
-            run = _decode_utterances(model, config, utterances, options, device, console, nbest, lm, num_workers)
+        run = _decode_utterances(task, config, utterances, device, console, num_workers)
         audio_seconds = run.samples / config.features.sample_rate
         rtf = run.seconds / audio_seconds if audio_seconds > 0 else None
         console.print(
@@ -167,33 +163,33 @@ def decode_manifest(
         )
         with files.replaced_dir(out_dir) as tmp:
             texts = _write_hypotheses(utterances, run.results, tokenizer, tmp)
-            timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": lm_dir and str(lm_dir),
-                      "language": language or prompt_language(tokenizer, model.decoder.prompt)}  # fmt: skip
+            timing = {**_timing(utterances, run, audio_seconds, rtf, options, device, checkpoint), "lm": options.lm,
+                      "language": options.language or prompt_language(tokenizer, task.prompt)}  # fmt: skip
             files.write_json(tmp / TIMING_NAME, timing)
             if run.rejected:
                 files.write_lines(tmp / REJECTED_NAME, ["id\treason", *(f"{i}\t{why}" for i, why in run.rejected)])
-            if nbest > 1:
+            if options.nbest > 1:
                 _write_nbest(utterances, run.nbest, tokenizer, tmp / NBEST_NAME)
-            normalizer = normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
+            normalizer = options.normalizer or getattr(tokenizer, "normalizer", DEFAULT_NORMALIZER)
             wer = _score(utterances, texts, tmp, console, normalizer)
     return DecodeSummary(len(utterances), audio_seconds, run.seconds, rtf, wer, out_dir, run.rejected)
 
 
 def _decode_utterances(
-    model: ASRModel, config: ExperimentConfig, utterances: list[Utterance], options: DecodeOptions,
-    device: str | torch.device, console: Console, nbest: int, lm: torch.nn.Module | None, num_workers: int,
+    task: DecodingTask, config: ExperimentConfig, utterances: list[Utterance], device: str | torch.device,
+    console: Console, num_workers: int,
 ) -> _Run:  # fmt: skip
     """Decode in batches of similar duration, refusing at once a first (longest) batch that
     would not fit in memory."""
     rate = config.features.sample_rate
-    batches = duration_batches(utterances, options.batch_size)
+    batches = duration_batches(utterances, task.options.batch_size)
     if batches:
         longest = int(utterances[batches[0][0]].duration * rate)
-        check_decode_memory(config, model.vocab_size, options, len(batches[0]), longest, device)
+        check_decode_memory(config, task.model.vocab_size, task.options, len(batches[0]), longest, device)
     loader = torch.utils.data.DataLoader(
         _Waves(utterances, rate), batch_sampler=batches, collate_fn=_collate, num_workers=num_workers
     )
-    return _decode_all(model, loader, utterances, options, device, console, nbest, lm)
+    return _decode_all(task, loader, utterances, device, console)
 
 
 def _output_lock(out_dir: Path):
@@ -219,11 +215,12 @@ def _check_output_dir(out_dir: Path) -> None:
 
 
 def _decode_all(
-    model: ASRModel, loader: torch.utils.data.DataLoader, utterances: list[Utterance],
-    options: DecodeOptions, device: str | torch.device, console: Console, nbest: int = 1, lm: torch.nn.Module | None = None,
+    task: DecodingTask, loader: torch.utils.data.DataLoader, utterances: list[Utterance],
+    device: str | torch.device, console: Console,
 ) -> _Run:
     """Decode every batch of ``loader``; results (and the ``nbest`` best) and rejections by
     manifest index."""
+    model, options = task.model, task.options
     results: list[Hypothesis | None] = [None] * len(utterances)
     alternatives: list[list[Hypothesis]] = [[] for _ in utterances]
     rejected: dict[int, str] = {}
@@ -231,16 +228,16 @@ def _decode_all(
     progress = counting_progress(console, _UtterancesPerSecond(), TimeElapsedColumn())
     start = time.perf_counter()
     with progress:
-        task = progress.add_task(f"decoding ({options.method})", total=len(utterances))
+        shown = progress.add_task(f"decoding ({options.method})", total=len(utterances))
         for batch in loader:
             rejected.update(batch.rejected)
             if batch.waves is not None:
                 waves, lengths = batch.waves.to(device), batch.lengths.to(device)
                 check_decode_memory(model.config, model.vocab_size, options, len(batch.indices), waves.shape[1], device)
-                for index, found in zip(batch.indices, decode_batch(model, waves, lengths, options, lm)):
-                    results[index], alternatives[index] = found[0], found[:nbest]
+                for index, found in zip(batch.indices, task.decode(waves, lengths)):
+                    results[index], alternatives[index] = found[0], found[: options.nbest]
                 samples += int(batch.lengths.sum())
-            progress.advance(task, len(batch.indices) + len(batch.rejected))
+            progress.advance(shown, len(batch.indices) + len(batch.rejected))
     seconds = time.perf_counter() - start
     return _Run(results, [(utterances[i].id, rejected[i]) for i in sorted(rejected)], samples, seconds, alternatives)
 
@@ -265,10 +262,8 @@ def _timing(
     }
 
 
-def _check_outputs(nbest: int, normalizer: str | None) -> None:
-    """Bad output options fail before decoding, not after."""
-    if nbest < 1:
-        raise ValueError(f"--nbest must be at least 1, got {nbest}")
+def _check_outputs(normalizer: str | None) -> None:
+    """Bad output options fail before decoding, not after (nbest is checked by DecodeOptions)."""
     if normalizer is not None:
         get_normalizer(normalizer)
 
@@ -296,17 +291,10 @@ def _write_hypotheses(
     for utt, hyp in zip(utterances, results):
         if hyp is None:
             continue
-        text = " ".join(tokenizer.decode(hyp.tokens).split())  # one line, single spaces
+        text = hypothesis_text(tokenizer, hyp.tokens)
         texts[utt.id] = text
         hyp_lines.append(f"{utt.id}\t{text}")
-        record = {
-            "id": utt.id,
-            "text": text,
-            "tokens": hyp.tokens,
-            "score": _finite(hyp.score),
-            "attention": _finite(hyp.attention),
-            "ctc": _finite(hyp.ctc),
-        }
+        record = {"id": utt.id, **hyp.record(text)}
         score_lines.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
     files.write_lines(out_dir / HYP_NAME, hyp_lines)
     files.write_lines(out_dir / SCORES_NAME, score_lines)
@@ -321,15 +309,7 @@ def _write_nbest(
     for utt, found in zip(utterances, results):
         if not found:
             continue
-        entries = [
-            {"text": " ".join(tokenizer.decode(h.tokens).split()), "tokens": h.tokens, "score": _finite(h.score),
-             "attention": _finite(h.attention), "ctc": _finite(h.ctc)}
-            for h in found
-        ]  # fmt: skip
+        entries = [h.record(hypothesis_text(tokenizer, h.tokens)) for h in found]
         lines.append(json.dumps({"id": utt.id, "nbest": entries}, ensure_ascii=False, allow_nan=False))
     files.write_lines(path, lines)
 
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinities: an impossible score (-inf) is written as null."""
-    return value if value is not None and math.isfinite(value) else None

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from asr.decode.filters import LogitFilter, apply_filters
 from asr.nn.decoder import Decoder, DecoderCache
 from asr.nn.masks import NEG_INF, utterance_rows
 from asr.text.tokenizer import BLANK_ID, SOS_EOS_ID
@@ -73,52 +74,79 @@ class Scorer(Protocol):
 @dataclass
 class DecoderState:
     cache: DecoderCache
-    last: Tensor  # (N*G,) latest token of each hypothesis; <sos> before the first
+    last: Tensor  # (N*G,) latest token of each hypothesis; <sos> (or the prompt's last) before the first
     total: Tensor  # (N*G,) decoder log-prob of each hypothesis's tokens
+    step: int = 0  # tokens chosen so far (hypotheses grow in lockstep): what the logit filters see
+    history: Tensor | None = None  # (N*G, step) the tokens so far, kept for filters that need them
 
 
 class DecoderScorer:
     """Incremental decoder scoring with an explicit :class:`DecoderCache`.
 
     The cache holds the encoder keys/values once per utterance (projected in ``init``) and the
-    self-attention keys/values of each hypothesis; ``select`` touches only the latter.
+    self-attention keys/values of each hypothesis; ``select`` touches only the latter. A
+    ``prompt`` (Whisper's <|startoftranscript|> ... <|notimestamps|>) is fed first, its last
+    token in place of <sos>; the ``filters`` (asr.decode.filters) rule the logits of each step.
+    Both are this scorer's, per decode: the decoder itself is never changed. With a
+    ``no_speech`` token, ``init`` also sets :attr:`no_speech_probs`: per utterance, that
+    token's probability after the prompt's first token (openai-whisper's no-speech probability,
+    from the logits at <|startoftranscript|>, before any filter).
     """
 
     partial = False
     max_token_score = 0.0
 
-    def __init__(self, decoder: Decoder, blank: int = BLANK_ID, eos: int = SOS_EOS_ID, capacity: int = 16):
+    def __init__(
+        self, decoder: Decoder, blank: int = BLANK_ID, eos: int = SOS_EOS_ID, capacity: int = 16,
+        prompt: tuple[int, ...] = (), filters: tuple[LogitFilter, ...] = (), no_speech: int | None = None,
+    ):  # fmt: skip
         self.decoder = decoder
         self.blank = blank
         self.eos = eos
         self.capacity = capacity  # steps the self-attention cache holds before it must grow
+        self.prompt = tuple(prompt)
+        self.filters = tuple(filters)
+        self.no_speech = no_speech if len(self.prompt) > 1 else None  # needs the output after prompt[0]
+        self.no_speech_probs: list[float] | None = None
+        self.keeps_history = any(f.needs_history for f in self.filters)
 
     def init(self, memory: Tensor, memory_lengths: Tensor, group: int) -> DecoderState:
         """memory (N, T, D), memory_lengths (N,) -> G empty hypotheses per utterance."""
         cache = self.decoder.init_cache(memory, memory_lengths, group, self.capacity)
         hyps = memory.shape[0] * group
-        last = torch.full((hyps,), self.eos, dtype=torch.long, device=memory.device)
-        return DecoderState(cache, last, memory.new_zeros(hyps, dtype=torch.float32))
+        for i, token in enumerate(self.prompt[:-1]):  # the prompt before <sos> (Whisper: at most 3 tokens)
+            x, cache = self.decoder.feed(memory.new_full((hyps,), token, dtype=torch.long), cache)
+            if i == 0 and self.no_speech is not None:
+                probs = self.decoder.output(self.decoder.norm(x[::group])).float().softmax(dim=-1)  # (N, V)
+                self.no_speech_probs = probs[:, self.no_speech].tolist()
+        start = self.prompt[-1] if self.prompt else self.eos
+        last = torch.full((hyps,), start, dtype=torch.long, device=memory.device)
+        history = last.new_zeros((hyps, 0)) if self.keeps_history else None
+        return DecoderState(cache, last, memory.new_zeros(hyps, dtype=torch.float32), history=history)
 
     def score(self, state: DecoderState, candidates: Tensor | None) -> Scores:
         """Feed each hypothesis's latest token -> log-prob totals (H, V) (or (H, K) of the
         candidates) in float32, and the totals with <eos>."""
         logits, cache = self.decoder.step(state.last, state.cache)
+        logits = apply_filters(self.filters, logits, state.step, state.history)
         totals = state.total[:, None] + next_token_log_probs(logits, self.blank)  # (H, V)
         tokens = totals if candidates is None else totals.gather(1, candidates)
-        return Scores(tokens, totals[:, self.eos], (cache, totals))
+        return Scores(tokens, totals[:, self.eos], (cache, totals, state.step, state.history))
 
-    def select(self, scored_state: tuple[DecoderCache, Tensor], selection: Selection) -> DecoderState:
-        cache, totals = scored_state
+    def select(self, scored_state: tuple, selection: Selection) -> DecoderState:
+        cache, totals, step, history = scored_state
         total = totals[selection.rows, selection.tokens]
         if not selection.in_place:  # (in place, copying the self-attention cache is not needed)
             cache = cache.select_hypotheses(selection.rows)
-        return DecoderState(cache, selection.tokens, total)
+        if history is not None:
+            history = torch.cat([history.index_select(0, selection.rows), selection.tokens[:, None]], dim=1)
+        return DecoderState(cache, selection.tokens, total, step + 1, history)
 
     def select_utterances(self, state: DecoderState, keep: Tensor) -> DecoderState:
         cache = state.cache.select_utterances(keep)
         rows = utterance_rows(keep, cache.group)
-        return DecoderState(cache, state.last[rows], state.total[rows])
+        history = state.history[rows] if state.history is not None else None
+        return DecoderState(cache, state.last[rows], state.total[rows], state.step, history)
 
 
 def next_token_log_probs(logits: Tensor, blank: int = BLANK_ID) -> Tensor:

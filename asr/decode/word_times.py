@@ -35,13 +35,14 @@ def check_aligner(align: str | None, model: ASRModel) -> str:
 
 def word_times(
     model: ASRModel, tokenizer: Tokenizer, align: str, memory: Tensor, length: int, wave: Tensor, tokens: list[int],
-    offset_seconds: float = 0.0,
+    offset_seconds: float = 0.0, prompt: tuple[int, ...] | None = None,
 ) -> list[Word]:
     """Words of ``tokens`` with times and confidences, from one segment's encoder output
     ``memory`` (T, D) of which ``length`` frames are valid, made from ``wave`` (S,); times are
     shifted by ``offset_seconds``, where the segment starts. Each boundary is then moved to an
     edge of speech in the wave's frame energy (:func:`fit_to_speech`). Empty when the tokens
-    cannot be aligned (more tokens than CTC frames)."""
+    cannot be aligned (more tokens than CTC frames). ``prompt``: the decoding task's (Whisper's
+    start tokens for this call's language; None: the model's own)."""
     if not tokens or length == 0:
         return []
     clock = FrameClock.of(model)
@@ -53,7 +54,7 @@ def word_times(
         # Whisper's encoder sees a 30 s window: only the frames that hold the segment's audio count.
         per_frame = round(clock.stride * model.config.features.sample_rate)  # samples
         frames = min(length, -(-wave.numel() // per_frame))
-        times = token_times(model, memory, length, max(1, frames), tokens)
+        times = token_times(model, memory, length, max(1, frames), tokens, prompt)
         words = attention_words(times, tokens, tokenizer, clock, offset_seconds)
     return fit_to_speech(words, align, speech_frames(wave.cpu(), model.config.features.sample_rate), offset_seconds)
 

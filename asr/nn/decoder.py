@@ -4,6 +4,10 @@ Two ways in: :meth:`Decoder.forward` scores whole token sequences (training, tea
 :meth:`Decoder.step` extends hypotheses by one token using a :class:`DecoderCache` that holds
 the encoder keys/values (projected once per utterance) and every earlier step's self-attention
 keys/values. Both give the same logits (tests/nn/test_decoder.py).
+
+Both return raw logits. What a decode feeds first (Whisper's prompt) and which tokens it may
+emit (suppression, a forced end) are decided per call by the decoding task (asr.decode.task);
+the decoder holds no decoding state of its own, so one model serves concurrent decodes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from asr.config import ModelConfig
 from asr.cpu import Dropout, Linear
 from asr.nn.attention import FeedForward, KeyValue, MultiHeadAttention, sinusoidal_positions
 from asr.nn.masks import lengths_to_mask, utterance_rows
-from asr.text.special import SOS_EOS_ID
 
 
 @dataclass
@@ -176,13 +179,8 @@ class Decoder(nn.Module):
         self.output = Linear(config.d_model, vocab_size, bias=not dec.tie_output)
         if dec.tie_output:
             self.output.weight = self.embed.weight
-        self.prompt = list(dec.prompt)  # the prompt's last token stands in for <sos>
-        self.suppress = list(dec.suppress)
-        self.suppress_at_start = list(dec.suppress_at_start)
 
     def _embed(self, tokens: Tensor, offset: int) -> Tensor:
-        if self.prompt:
-            tokens = tokens.masked_fill(tokens == SOS_EOS_ID, self.prompt[-1])
         if self.learned_positions is not None:
             positions = self.learned_positions.weight[offset : offset + tokens.shape[1]]
         else:
@@ -190,43 +188,26 @@ class Decoder(nn.Module):
             positions = sinusoidal_positions(tokens.shape[1], self.d_model, offset, weight.device).to(weight.dtype)
         return self.dropout(self.embed(tokens) * self.scale + positions)
 
-    def _with_prompt(self, tokens: Tensor) -> Tensor:
-        """(B, U) -> (B, P-1+U): the prompt's first P-1 tokens before each sequence."""
-        head = tokens.new_tensor(self.prompt[:-1]).expand(tokens.shape[0], -1)
-        return torch.cat([head, tokens], dim=1)
-
-    def _filter(self, logits: Tensor, step: int) -> Tensor:
-        """Decoding-time logit rules (N, V): suppressed tokens, the first step's suppressed
-        tokens, and <eos> forced at the last position the learned table has."""
-        if self.suppress:
-            logits = logits.index_fill(1, logits.new_tensor(self.suppress, dtype=torch.long), float("-inf"))
-        if step == 0 and self.suppress_at_start:
-            logits = logits.index_fill(1, logits.new_tensor(self.suppress_at_start, dtype=torch.long), float("-inf"))
-        if self.max_positions and step + max(len(self.prompt), 1) >= self.max_positions:
-            eos = logits[:, SOS_EOS_ID].clone()
-            logits = torch.full_like(logits, float("-inf"))
-            logits[:, SOS_EOS_ID] = eos
-        return logits
-
     def forward(
-        self, tokens: Tensor, memory: Tensor, memory_lengths: Tensor, need_weights: bool = False, group: int = 1
+        self, tokens: Tensor, memory: Tensor, memory_lengths: Tensor, need_weights: bool = False, group: int = 1,
+        prefix: int = 0,
     ) -> tuple[Tensor, list[Tensor] | None]:
-        """Teacher-forced scores. tokens (N*G, U) starting with <sos>, G = ``group`` sequences
-        per utterance (utterance-major); memory (N, T, D), projected once for all G.
+        """Teacher-forced scores. tokens (N*G, P+U), G = ``group`` sequences per utterance
+        (utterance-major); memory (N, T, D), projected once for all G. The first ``prefix`` P
+        positions only condition the rest (a prompt, asr.model.with_prompt): no output of theirs.
 
         Returns logits (N*G, U, V) and, if asked, each block's cross-attention weights
         (N*G, H, U, T). Padding after a sequence's end needs no mask: causal attention never
         looks ahead.
         """
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
-        skip = max(len(self.prompt) - 1, 0)  # prompt positions, whose outputs are not scored
-        x = self._embed(self._with_prompt(tokens) if skip else tokens, 0)
+        x = self._embed(tokens, 0)
         all_weights = []
         for block in self.blocks:
             kv = block.cross_attn.project_kv(memory)
             x, weights = block(x, kv, memory_mask, need_weights, group=group)
-            all_weights.append(weights[:, :, skip:] if weights is not None else None)
-        return self.output(self.norm(x[:, skip:])), all_weights if need_weights else None
+            all_weights.append(weights[:, :, prefix:] if weights is not None else None)
+        return self.output(self.norm(x[:, prefix:])), all_weights if need_weights else None
 
     def init_cache(self, memory: Tensor, memory_lengths: Tensor, group: int = 1, capacity: int = 16) -> DecoderCache:
         """Project the encoder output (N, T, D) once into every block's cross-attention keys/values,
@@ -237,13 +218,11 @@ class Decoder(nn.Module):
         memory_mask = lengths_to_mask(memory_lengths, memory.shape[1])[:, None, None, :]
         attn = self.blocks[0].self_attn
         shape = (max(1, capacity), len(self.blocks), 2, memory.shape[0] * group, attn.heads, attn.head_dim)
-        cache = DecoderCache(memory_kv, memory_mask, memory.new_empty(shape), 0, group)
-        for token in self.prompt[:-1]:  # the prompt before <sos> (Whisper: at most 3 tokens)
-            cache = self._advance(memory.new_full((shape[3],), token, dtype=torch.long), cache)[1]
-        return cache
+        return DecoderCache(memory_kv, memory_mask, memory.new_empty(shape), 0, group)
 
-    def _advance(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
-        """Feed (N*G,) tokens -> the last block's output (N*G, D) and the cache one step longer."""
+    def feed(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
+        """Feed (N*G,) tokens -> the last block's output (N*G, D) and the cache one step longer
+        (without the output projection: what a prompt's tokens need)."""
         assert tokens.shape[0] == cache.self_kv.shape[3], f"{tokens.shape[0]} tokens for {cache.self_kv.shape[3]} hypotheses"
         cache = cache.grown()
         x = self._embed(tokens[:, None], cache.steps)  # (N*G, 1, D)
@@ -253,13 +232,11 @@ class Decoder(nn.Module):
 
     def step(self, tokens: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
         """Feed each hypothesis's latest token (N*G,) -> next-token logits (N*G, V) and the
-        cache one step longer. The first call feeds <sos>. The new step is written into the
-        cache's buffer, which the returned cache shares: keep using the returned one."""
-        x, cache = self._advance(tokens, cache)
-        logits = self.output(self.norm(x))
-        if self.prompt or self.suppress or self.max_positions:
-            logits = self._filter(logits, cache.steps - 1 - max(len(self.prompt) - 1, 0))
-        return logits, cache
+        cache one step longer. The first call feeds <sos> (or a prompt's last token). The new
+        step is written into the cache's buffer, which the returned cache shares: keep using
+        the returned one."""
+        x, cache = self.feed(tokens, cache)
+        return self.output(self.norm(x)), cache
 
     def expand_cache(self, cache: DecoderCache, group: int) -> DecoderCache:
         """Give each hypothesis ``group`` rows (copies of its current ones): G' = G * group."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from asr.config import DecoderConfig, EncoderConfig, ExperimentConfig, FeatureConfig, ModelConfig
 from asr.text.whisper_bpe import WhisperTokenizer
-from asr.whisper.language import whisper_prompt
+from asr.text.language import whisper_prompt
 
 PAD_SECONDS = 30.0  # Whisper's input window
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from asr.model import with_prompt
 from asr.whisper.convert import import_whisper, load_whisper
 
 import transformers
@@ -50,7 +51,8 @@ def _our_logits(model, tok, mels):
     with torch.no_grad():
         encoded, lengths = model.encoder(mels.transpose(1, 2), torch.tensor([mels.shape[2]]))
         tokens = torch.tensor([[2] + [tok.to_model(i) for i in TEXT[2:]]])
-        logits, _ = model.decoder(tokens, encoded, lengths)
+        tokens, prefix = with_prompt(tokens, model.config.model.decoder.prompt)  # the decoder takes it as given
+        logits, _ = model.decoder(tokens, encoded, lengths, prefix=prefix)
     return logits[0][:, [tok.to_model(i) for i in range(tok.vocab_size)]]
 
 

@@ -3,7 +3,9 @@
 language, a decode with it equals the decode of the same weights imported with that language,
 the experiment's own language comes back afterwards, and what cannot work is a one-line error."""
 
+import concurrent.futures
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from asr.cli import app
 from asr.data.manifest import Utterance, write_manifest
 from asr.whisper.convert import import_whisper
 from asr.whisper.dims import WhisperDims
-from asr.whisper.language import LanguageError, whisper_prompt
+from asr.text.language import LanguageError, whisper_prompt
 from asr.whisper.weights import expected_shapes
 
 import whisper
@@ -110,6 +112,33 @@ def test_the_api_language_is_for_one_call_only(root):
     as_french = german.decode_batch([wave], language="fr", **options)[0].nbest[0]
     assert as_french == french.transcribe(wave, **options).nbest[0] != before
     assert german.transcribe(wave, **options).nbest[0] == before and german.language == "de"
+
+
+def test_one_recognizer_serves_threads_in_different_languages_with_their_sequential_results(root):
+    """Each call assembles its own decoding task: nothing of the shared model is swapped per
+    call, so 4 threads in 4 languages and 2 methods get what the same calls give one by one
+    (issue 20, item 5: 3-7 of 24 transcripts were wrong when the prompt was swapped in place)."""
+    recognizer = asr.load(root / "de")
+    wave = sf.read(root / "a.wav", dtype="float32")[0]
+    calls = [(language, method) for language in ("de", "fr", "es", "it") for method in ("attention_greedy", "attention_beam")]
+
+    def run(language: str, method: str) -> list:
+        # beam without temperature fallback, so that it differs from greedy's fallback samples
+        options = {"temperatures": [0.0]} if method == "attention_beam" else {}
+        return [recognizer.transcribe(wave, language=language, method=method, beam=2, nbest=2, **options).nbest for _ in range(2)]
+
+    sequential = {call: run(*call) for call in calls}
+    assert len({repr(results[0]) for results in sequential.values()}) == len(calls)  # every call differs
+    barrier = threading.Barrier(4)
+
+    def thread(language: str) -> dict:
+        barrier.wait()  # all four decode at once
+        return {(language, method): run(language, method) for method in ("attention_greedy", "attention_beam")}
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = {k: v for part in pool.map(thread, ("de", "fr", "es", "it")) for k, v in part.items()}
+    assert threaded == sequential
+    assert recognizer.language == "de" and recognizer.config.model.decoder.prompt == asr.load(root / "de").config.model.decoder.prompt
 
 
 def test_an_unknown_language_is_one_line_with_valid_codes_and_how_to_list_them(root):

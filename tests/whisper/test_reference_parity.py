@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from asr.model import with_prompt
 from asr.whisper.dims import WhisperDims
 from asr.whisper.model import build_whisper_model
 
@@ -47,7 +48,8 @@ def test_first_and_incremental_decoder_steps_equal_the_reference(models):
     text = [[SOT, NO_TIMESTAMPS, 7, 12, 33, 3], [SOT, NO_TIMESTAMPS, 9, 1, 21, 14]]
     expected = reference.decoder(torch.tensor(text), audio)  # (2, 6, V) full recomputation
     cache = model.decoder.init_cache(audio, torch.tensor([DIMS.n_audio_ctx] * 2))
-    feed = torch.tensor([2, 2])  # <sos>: the prompt's last token stands in for it
+    _, cache = model.decoder.feed(torch.tensor([PERM.index(SOT)] * 2), cache)  # the prompt, fed as given
+    feed = torch.tensor([NO_TIMESTAMPS] * 2)  # the prompt's last token, in place of <sos>
     for step in range(len(text[0]) - 1):
         logits, cache = model.decoder.step(feed, cache)
         torch.testing.assert_close(logits[:, PERM], expected[:, step + 1], atol=1e-4, rtol=0)
@@ -60,7 +62,8 @@ def test_teacher_forced_logits_equal_the_reference(models):
     text = [SOT, NO_TIMESTAMPS, 7, 12, 33]
     expected = reference.decoder(torch.tensor([text]), audio)[:, 1:]
     tokens = torch.tensor([[2] + [PERM.index(t) for t in text[2:]]])  # <sos> y
-    logits, _ = model.decoder(tokens, audio, torch.tensor([DIMS.n_audio_ctx]))
+    tokens, prefix = with_prompt(tokens, model.config.model.decoder.prompt)  # <sot> <notimestamps> y
+    logits, _ = model.decoder(tokens, audio, torch.tensor([DIMS.n_audio_ctx]), prefix=prefix)
     torch.testing.assert_close(logits[..., PERM], expected, atol=1e-4, rtol=0)
 
 

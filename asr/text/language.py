@@ -3,9 +3,10 @@
 A multilingual Whisper model is told what to transcribe by its prompt: <|startoftranscript|>
 <|L|> <|transcribe|> <|notimestamps|>. `asr import whisper --language L` (default en) records
 that prompt in the experiment's config; `asr decode` and `asr transcribe --language L`, and
-``Recognizer.transcribe(..., language=L)``, swap in the prompt of another language for one
-decode. Only the decoder's prompt changes: weights and config stay as they are, and the prompt
-keeps its length, so the searches and their length limits are unchanged.
+``Recognizer.transcribe(..., language=L)``, decode with the prompt of another language for that
+call (:func:`language_prompt`; the decoding task of asr.decode.task feeds it). Nothing of the
+model changes: one model serves calls in different languages at once, and the prompt keeps its
+length, so the searches and their length limits are unchanged.
 
 English-only (.en) models have no language in their prompt (``en`` is accepted, as at import);
 native SentencePiece models have no prompt at all. Either refuses any other ``--language``.
@@ -14,15 +15,9 @@ native SentencePiece models have no prompt at all. Either refuses any other ``--
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from asr.text.tokenizer import Tokenizer
 from asr.text.whisper_bpe import WhisperTokenizer
-
-if TYPE_CHECKING:
-    from asr.model import ASRModel
 
 EXAMPLES = 8  # codes named in the error for an unknown language (Whisper's most frequent first)
 
@@ -89,24 +84,30 @@ def check_language(tokenizer: Tokenizer, language: str) -> tuple[int, ...]:
     return whisper_prompt(tokenizer, language)
 
 
-@contextmanager
-def decoding_language(model: ASRModel, tokenizer: Tokenizer, language: str | None) -> Iterator[None]:
-    """Decode ``model`` with the prompt of ``language`` inside the block, and with
-    its own prompt again after it. None keeps the experiment's language. The check comes first:
-    a bad language fails before anything is decoded."""
+def language_prompt(tokenizer: Tokenizer | None, prompt: tuple[int, ...], language: str | None) -> tuple[int, ...]:
+    """The decoder prompt of one decode: the experiment's own ``prompt`` (language None), or the
+    prompt of ``language`` in its place, of the same length. The check comes first, so a bad
+    language fails before anything is decoded; nothing of the model or tokenizer changes."""
     if language is None:
-        yield
-        return
-    prompt = list(check_language(tokenizer, language))
-    decoder = model.decoder
-    if len(decoder.prompt) != len(prompt):  # a model fine-tuned with another prompt shape
+        return tuple(prompt)
+    if tokenizer is None:
+        raise LanguageError(f"--language {language!r}: decoding in a language needs the model's tokenizer")
+    asked = check_language(tokenizer, language)
+    if len(prompt) != len(asked):  # a model fine-tuned with another prompt shape
         raise LanguageError(
-            f"--language {language!r}: this model's prompt {' '.join(tokenizer.pieces(decoder.prompt))} is not "
+            f"--language {language!r}: this model's prompt {' '.join(tokenizer.pieces(list(prompt)))} is not "
             "Whisper's, so it has no language to replace"
         )
-    saved = decoder.prompt
-    decoder.prompt = prompt
-    try:
-        yield
-    finally:
-        decoder.prompt = saved
+    return asked
+
+
+def no_speech_token(tokenizer: Tokenizer | None) -> int | None:
+    """The model id of Whisper's no-speech token (<|nospeech|>, called <|nocaptions|> before
+    large-v3), whose probability after <|startoftranscript|> says an input holds no speech; None
+    for a model without one (SentencePiece)."""
+    if not isinstance(tokenizer, WhisperTokenizer):
+        return None
+    for name in ("<|nospeech|>", "<|nocaptions|>"):
+        if name in tokenizer.specials:
+            return tokenizer.specials[name]
+    return None
