@@ -427,7 +427,7 @@ LengthNorm = Annotated[bool, typer.Option("--length-norm/--no-length-norm", help
 MaxLengthRatio = Annotated[float, typer.Option(help="Longest hypothesis, in tokens per encoder frame.")]
 BatchSize = Annotated[int, typer.Option(help="Utterances decoded together.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-Precision = Annotated[str, typer.Option(help="Encoder arithmetic: fp32, or bf16 (about 2x faster on CPUs with AMX or AVX512-BF16, and on GPUs; elsewhere it runs fp32 with a warning). The search is fp32 either way.")]
+Precision = Annotated[str, typer.Option(help="Arithmetic: fp32; bf16 for the encoder (about 2x faster on CPUs with AMX or AVX512-BF16, and on GPUs; elsewhere it runs fp32 with a warning), the search fp32; or int8 (CPU): every linear layer of encoder and decoder with int8 weights and activations.")]
 Language = Annotated[Optional[str], typer.Option(help="Multilingual Whisper models: the language to transcribe for this run (a code: en, de, fr, ...; default: the one chosen at import).", show_default=False)]
 BestOf = Annotated[int, typer.Option(help="Whisper models' temperature fallback: samples per utterance at each temperature > 0 (the temperatures: --set decode.temperatures=[0,0.2,0.4,0.6,0.8,1]; [0]: no fallback).")]
 CompressionRatio = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the text's gzip compression ratio is above this (a loop); off: --set decode.compression_ratio_threshold=null.")]

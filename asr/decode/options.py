@@ -33,7 +33,7 @@ METHODS: tuple[str, ...] = (
 MAX_BEAM = 200
 MAX_BATCH_SIZE = 1024
 MAX_LENGTH_RATIO = 10.0
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 MAX_TEMPERATURE = 10.0
 MAX_NGRAM = 100
 
@@ -65,7 +65,7 @@ class DecodeOptions:
     pre_beam_ratio: float = 1.5  # joint_beam: CTC scores the top ceil(ratio*beam) decoder tokens
     batch_size: int = 8  # utterances decoded together
     lm_weight: float = 0.0  # beam searches with an LM: + lm_weight * log p_lm (shallow fusion)
-    precision: Literal["fp32", "bf16"] = "fp32"  # of the encoder (bf16 autocast); the search is fp32
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"  # bf16: the encoder under autocast; int8: every linear layer (CPU)
     # What a decode feeds and writes.
     language: str | None = None  # multilingual Whisper models: the prompt's language (None: the experiment's)
     nbest: int = 1  # hypotheses kept per utterance/segment in the output (nbest.jsonl, n-best lists)

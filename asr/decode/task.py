@@ -38,6 +38,7 @@ from asr.decode.rescore import attention_rescoring
 from asr.decode.sampling import sample_search
 from asr.decode.scorers import DecoderScorer
 from asr.model import ASRModel
+from asr.nn.int8 import int8_model
 from asr.precision import autocast, resolve_precision
 from asr.text.language import language_prompt, no_speech_token
 from asr.text.tokenizer import Tokenizer
@@ -65,6 +66,8 @@ class DecodingTask:
         """The task of ``options`` for ``model``; a ``language`` needs the model's ``tokenizer``
         (a language the model cannot take is a LanguageError here, before any decoding)."""
         options = options.for_model(model.ctc is not None)
+        if options.precision == "int8":  # the same model with int8 linear layers, made once per model
+            model = int8_model(model)
         decoder_config = model.config.model.decoder
         prompt = language_prompt(tokenizer, tuple(decoder_config.prompt), options.language)
         filters = model_filters(decoder_config, len(prompt), options.no_repeat_ngram)
@@ -91,7 +94,7 @@ class DecodingTask:
         With ``precision="bf16"`` the encoder runs under bf16 autocast (where the device computes
         bf16 natively: elsewhere fp32, with a warning); its output is cast back, so the search's
         scores are fp32 either way."""
-        precision = self.options.precision
+        precision = "fp32" if self.options.precision == "int8" else self.options.precision  # int8: in the weights
         used = resolve_precision(precision, waves.device, key="precision")
         if used.reason:
             warnings.warn(f"precision={precision} runs as {used.used}: {used.reason}", stacklevel=3)

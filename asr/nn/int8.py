@@ -20,6 +20,8 @@ It runs on CPUs only (the fbgemm/x86 or onednn engine torch ships): a model on a
 from __future__ import annotations
 
 import copy
+import threading
+import weakref
 
 import torch
 from torch import nn
@@ -58,3 +60,16 @@ def _replace_linears(module: nn.Module) -> None:
             setattr(module, name, int8_linear(child))
         else:
             _replace_linears(child)
+
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+_COPYING = threading.Lock()
+
+
+def int8_model(model: nn.Module) -> nn.Module:
+    """The int8 copy of ``model``, made on first use and kept while the model lives (decoding
+    calls with ``precision="int8"`` share it; threads too)."""
+    with _COPYING:
+        if model not in _COPIES:
+            _COPIES[model] = int8_copy(model)
+        return _COPIES[model]

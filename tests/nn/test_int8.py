@@ -6,7 +6,7 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
 from asr.nn.int8 import Int8Error, int8_copy
-from asr.nn.linear import Linear
+from asr.cpu import Linear
 
 
 def test_every_linear_layer_becomes_int8_and_the_original_stays_fp32(tiny_model):
@@ -52,3 +52,19 @@ def test_int8_refuses_a_model_on_another_device(tiny_model):
     model.to("meta")
     with pytest.raises(Int8Error, match="CPU only"):
         int8_copy(model)
+
+
+def test_precision_int8_decodes_with_the_int8_copy_made_once(tiny_model):
+    from asr.decode.options import DecodeOptions
+    from asr.decode.task import DecodingTask
+    from asr.nn.int8 import int8_model
+
+    model = tiny_model(24)
+    waves, lengths = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 9000])
+    task = DecodingTask.build(model, DecodeOptions(method="joint_beam", beam=4, precision="int8"))
+    assert task.model is int8_model(model) is not model  # one copy, reused
+    assert DecodingTask.build(model, DecodeOptions(method="ctc_greedy", precision="int8")).model is task.model
+    int8 = task.decode(waves, lengths)
+    fp32 = DecodingTask.build(model, DecodeOptions(method="joint_beam", beam=4)).decode(waves, lengths)
+    assert len(int8) == len(fp32) == 2
+    assert int8[0][0].score != fp32[0][0].score  # really another model's arithmetic
