@@ -11,7 +11,7 @@ utterance at a time and batched:
 
 * asr: 30 s padding (zero feature frames, as faster-whisper), batches of 8 of different lengths;
   fp32, and "asr bf16" (the encoder under bf16 autocast, the search in fp32) where the CPU has
-  native bf16 (AMX or AVX512-BF16);
+  native bf16 (AMX or AVX512-BF16), and "asr int8" (every linear layer int8, asr.nn.int8);
 * faster-whisper (CTranslate2 fp32 and int8): ``WhisperModel.transcribe`` with temperature 0,
   no timestamps and no fallback, one utterance at a time; its ``BatchedInferencePipeline``
   (batch 8) on the set joined into one recording with 1 s pauses, as it is meant to be used;
@@ -227,7 +227,7 @@ def systems(args, exp: Path, tmp: Path, runtime: str) -> list[tuple[str, int, in
     loaded(exp)
     if args.finetuned:
         loaded(args.finetuned)
-    precisions = ["fp32"] + (["bf16"] if has_native_bf16() else [])
+    precisions = ["fp32"] + (["bf16"] if has_native_bf16() else []) + ["int8"]  # int8: asr.nn.int8
     if "bf16" not in precisions:
         print("this CPU has no native bf16 (AMX or AVX512-BF16): asr bf16 left out", file=sys.stderr)
     for precision in precisions:
