@@ -518,12 +518,16 @@ def transcribe(
     no_speech_threshold: NoSpeechThreshold = DECODE.no_speech_threshold,
     no_repeat_ngram: NoRepeatNgram = DECODE.no_repeat_ngram,
     set_: DecodeSet = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Decode each file (or '-': raw s16le mono PCM at the model's rate on stdin) as if live, chunk by chunk, printing partial results to stderr and each utterance's final text (native models with a CTC head; --beam and --ctc-weight apply).")] = False,
+    chunk_ms: Annotated[float, typer.Option(help="With --stream: audio per chunk, in milliseconds.")] = 640.0,
 ) -> None:
     """Transcribe audio files, with word times and confidences. A missing or unreadable file is reported; the others are still done."""
     from asr.formats import SUBTITLES, check_format
     from asr.train.distributed import pick_device
     from asr.transcribe import check_segment_seconds, transcribe_files
 
+    if stream:
+        return _transcribe_live(exp, audio, checkpoint, pick_device(device), chunk_ms, beam, ctc_weight, output_format)
     _keep_freed_memory()
     check_format(output_format)
     check_segment_seconds(segment_seconds)
@@ -548,6 +552,35 @@ def transcribe(
         console.print(f"[red]error:[/red] {escape(result.error)}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _transcribe_live(
+    exp: Path, audio: list[Path], checkpoint: Optional[str], device, chunk_ms: float, beam: int, ctc_weight: float, output_format: str
+) -> None:
+    """`asr transcribe --stream`: partial texts to stderr as they change, then per file its final
+    segments to stdout (plain: path<TAB>text; json: one object per file)."""
+    from asr.decode.streaming import RecognitionStream, StreamOptions
+    from asr.experiment import load_for_inference
+    from asr.live import stream_source
+
+    if output_format not in ("plain", "json"):
+        raise ValueError(f"--format {output_format} with --stream: use plain or json")
+    options = StreamOptions(chunk_ms=chunk_ms, beam=beam, ctc_weight=ctc_weight)
+    model, tokenizer, config = load_for_inference(exp, checkpoint, device)
+    for path in audio:
+        shown: list[str] = [""]
+
+        def partial(text: str) -> None:
+            if text != shown[0]:
+                console.print(f"[dim]{escape(str(path))}: {escape(text)}[/dim]", soft_wrap=True)
+                shown[0] = text
+
+        result = stream_source(RecognitionStream(model, tokenizer, options), path, config.features.sample_rate, chunk_ms, partial)
+        if output_format == "json":
+            segments = [{"start": s.start, "end": s.end, "text": s.text, "words": [w.to_json() for w in s.words]} for s in result.segments]
+            stdout.print_json(data={"path": str(path), "text": result.text, "segments": segments})
+        else:
+            stdout.print(f"{path}\t{result.text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _write_transcriptions(results: list, output_format: str, out: Optional[Path]) -> None:

@@ -813,3 +813,25 @@ def test_decode_and_transcribe_keep_freed_memory_in_their_process(tmp_path, monk
     assert kept == [True]
     assert _invoke(["transcribe", "--exp", tmp_path, tmp_path / "a.wav"]).exit_code == 0
     assert kept == [True, True]
+
+
+def _transcribe_stream_args(tmp: Path) -> list[str]:
+    return ["--stream", "--chunk-ms", "400"]
+
+
+MORE_REACH_ARGS[("transcribe",)] = _transcribe_stream_args
+
+
+def test_transcribe_stream_prints_partials_and_the_final_text(random_experiment, tmp_path):
+    from tests.support.experiments import speechlike_file
+
+    exp = random_experiment(["HELLO WORLD", "GOOD MORNING", "A DOG", "YES NO"], decoder_layers=1)[0]
+    audio = speechlike_file(tmp_path / "a.wav", seconds=2.0)
+    result = _invoke(["transcribe", "--exp", str(exp), str(audio), "--stream", "--chunk-ms", "400", "--format", "json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["path"] == str(audio) and record["text"] == " ".join(s["text"] for s in record["segments"])
+    assert record["text"], "a peaked random model says something in 2 s"
+    assert f"{audio}: " in result.stderr  # partial results, as they change
+    refused = _invoke(["transcribe", "--exp", str(exp), str(audio), "--stream", "--format", "srt"])
+    assert refused.exit_code == 2 and "--format srt with --stream" in refused.stderr
