@@ -537,8 +537,7 @@ def transcribe(
         files.check_writable_file(out)
     options = _decode_options(
         dict(method=method, beam=beam, ctc_weight=ctc_weight, length_bonus=length_bonus, length_norm=length_norm,
-             max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, precision=precision,
-             language=language,
+             max_length_ratio=max_length_ratio, batch_size=batch_size, nbest=nbest, precision=precision, language=language,
              **_safeguards(best_of, compression_ratio_threshold, logprob_threshold, no_speech_threshold, no_repeat_ngram)),
         set_,
     ).for_model(_has_ctc(exp))  # fmt: skip
