@@ -71,9 +71,13 @@ def _wait_for_step(tmp_path: Path, nodes: list[subprocess.Popen], step: int) -> 
 
 
 def _end_all(nodes: list[subprocess.Popen]) -> None:
+    """Kill every node's process group, also where torchrun has exited: a SIGSTOPped worker
+    outlives it and would stay behind, stopped, holding the test run's pipes."""
     for node in nodes:
-        if node.poll() is None:
+        try:
             os.killpg(node.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the whole group has ended
+            pass
         node.wait()
 
 
@@ -114,9 +118,11 @@ def test_a_dead_or_hung_rank_ends_every_rank_in_bounded_time(toy_corpus, tmp_pat
     job step when one task fails), so there only the live node is timed."""
     overrides = toy_overrides(toy_corpus, "train.epochs=10000", "train.checkpoint_every=0", "train.dist_timeout=10")
     nodes = _start_nodes(tmp_path, overrides)
+    victim = None
     try:
         _wait_for_step(tmp_path, nodes, 2)
-        os.kill(_worker_pid(nodes[1]), signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+        victim = _worker_pid(nodes[1])
+        os.kill(victim, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
         start = time.time()
         watched = nodes if how == "killed" else nodes[:1]
         for node in watched:
@@ -124,5 +130,10 @@ def test_a_dead_or_hung_rank_ends_every_rank_in_bounded_time(toy_corpus, tmp_pat
         elapsed = time.time() - start
     finally:
         _end_all(nodes)
+        if victim is not None:  # a stopped worker may sit outside torchrun's process group
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert elapsed < BOUND, f"ranks ended {elapsed:.0f} s after one {how}"
     assert all(node.returncode != 0 for node in watched)
