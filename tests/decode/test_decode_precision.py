@@ -39,5 +39,5 @@ def test_bf16_without_native_bf16_runs_fp32_and_warns(tiny_model, monkeypatch):
 
 
 def test_precision_option_is_checked():
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, int8, got 'fp16'"):
         DecodeOptions(precision="fp16")
