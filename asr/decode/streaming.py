@@ -26,6 +26,7 @@ from asr.decode.align import FrameClock, Word, align_tokens, words_from_spans
 from asr.decode.ctc import batched_sequence_log_probs
 from asr.decode.ctc_beam import Prefixes, advance_prefixes, prefix_results
 from asr.decode.rescore import teacher_forced_log_probs
+from asr.decode.scorers import combine
 from asr.features import frame_lengths
 from asr.model import ASRModel
 from asr.nn.streaming import EncoderStream, StreamingEncoder
@@ -193,5 +194,5 @@ class RecognitionStream:
         attention = teacher_forced_log_probs(self.model.decoder, memory, lengths, owner, nbest)
         ctc = batched_sequence_log_probs(log_probs, lengths, owner, nbest).to(attention.device)
         weight = self.options.ctc_weight
-        joint = weight * ctc + (1.0 - weight) * attention
+        joint = combine({"decoder": attention, "ctc": ctc}, {"decoder": 1.0 - weight, "ctc": weight})
         return nbest[int(joint.argmax())]
