@@ -33,6 +33,7 @@ from asr.nn.streaming import EncoderStream, StreamingEncoder
 from asr.text.tokenizer import BLANK_ID, Tokenizer
 
 MAX_CHUNK_MS = 60_000.0
+MAX_UTTERANCE_S = 600.0
 
 
 class StreamError(ValueError):
@@ -47,6 +48,9 @@ class StreamOptions:
     ctc_weight: float = 0.5  # rescoring: w * CTC + (1 - w) * attention (WeNet's default)
     rescore: bool = True
     endpoint_ms: float = 800.0  # trailing blank audio that ends an utterance (0: only at the end)
+    # An utterance is cut here even without an endpoint: what a stream holds (encoder output,
+    # CTC log-probs, the encoder's left context) is bounded by it, whatever the audio or options.
+    max_utterance_s: float = 30.0  # rounded up to whole chunks
 
     def __post_init__(self) -> None:
         if not 0 < self.chunk_ms <= MAX_CHUNK_MS:
@@ -57,6 +61,8 @@ class StreamOptions:
             raise StreamError(f"ctc_weight={self.ctc_weight}: must be in [0, 1]")
         if self.endpoint_ms < 0:
             raise StreamError(f"endpoint_ms={self.endpoint_ms}: must be >= 0")
+        if not 0 < self.max_utterance_s <= MAX_UTTERANCE_S:  # shorter than a chunk: cut every chunk
+            raise StreamError(f"max_utterance_s={self.max_utterance_s}: must be > 0 and <= {MAX_UTTERANCE_S:g}")
 
 
 @dataclass
@@ -110,6 +116,7 @@ class RecognitionStream:
         except ValueError as error:
             raise StreamError(str(error)) from None
         self.endpoint_frames = round(options.endpoint_ms / 1000 / self.clock.stride)
+        self.max_frames = max(chunk, round(options.max_utterance_s / self.clock.stride))
         self.device = next(model.parameters()).device
         self.samples = torch.zeros(0, device=self.device)  # not yet framed
         self.segments: list[StreamSegment] = []
@@ -131,7 +138,9 @@ class RecognitionStream:
             used = (frames - 1) * self.hop + self.n_fft
             feats = self._features(self.samples[:used])
             self.samples = self.samples[frames * self.hop :]
-            self._encode(feats, final=False)
+            step = self.encoder.chunk * self.encoder.stride  # one chunk at a time: endpoints and cuts fall between chunks
+            for start in range(0, feats.shape[1], step):
+                self._encode(feats[:, start : start + step], final=False)
         return self.partial_text()
 
     @torch.inference_mode()
@@ -164,7 +173,8 @@ class RecognitionStream:
         blanks = (log_probs[0].argmax(dim=-1) == BLANK_ID).tolist()
         for is_blank in blanks:
             utt.trailing_blanks = utt.trailing_blanks + 1 if is_blank else 0
-        if not final and self.endpoint_frames and utt.trailing_blanks >= self.endpoint_frames and self.partial_text():
+        endpoint = bool(self.endpoint_frames) and utt.trailing_blanks >= self.endpoint_frames and bool(self.partial_text())
+        if not final and (endpoint or utt.encoder.offset >= self.max_frames):
             self._end_utterance()
             self.utterance = self._new_utterance(
                 self.encoder.start(self.model.config.features.n_mels, self.device),

@@ -95,8 +95,27 @@ def test_trailing_blanks_end_an_utterance_and_the_next_starts_afresh(loaded, mon
     assert first.end <= second.start
 
 
+def test_a_stream_without_endpoints_is_cut_at_max_utterance_s_so_what_it_holds_stays_bounded(loaded):
+    model, tokenizer = loaded
+    # never an endpoint (endpoint_ms 0), the whole left context attended (left_chunks -1), and the
+    # whole 12 s given in one call: only the cut at max_utterance_s bounds what the stream keeps
+    stream = RecognitionStream(model, tokenizer, StreamOptions(chunk_ms=320, endpoint_ms=0, left_chunks=-1, max_utterance_s=2.56))
+    stream.accept(_wave(12.0, seed=2))
+    utterance = stream.utterance
+    assert utterance.encoder.offset <= 64  # 2.56 s of 40 ms frames: 8 chunks
+    assert sum(m.shape[1] for m in utterance.memory) <= 64
+    assert all(keys.shape[2] <= 64 for keys, _ in filter(None, utterance.encoder.left))
+    result = stream.finish()
+    assert result.segments, "the peaked random model says something in 12 s"
+    assert all(s.end - s.start <= 2.56 + 1e-6 for s in result.segments)
+    assert result.segments[-1].end == pytest.approx(12.0, abs=0.1)
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(result.segments, result.segments[1:]))
+
+
 def test_bad_streaming_options_are_refused():
     with pytest.raises(StreamError, match="chunk_ms"):
         StreamOptions(chunk_ms=0)
+    with pytest.raises(StreamError, match="max_utterance_s"):
+        StreamOptions(max_utterance_s=0)
     with pytest.raises(StreamError, match="beam"):
         StreamOptions(beam=10_000)
