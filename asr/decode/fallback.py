@@ -4,7 +4,9 @@
   above ``compression_ratio_threshold``, 2.4) or too unlikely (average decoder log-prob per
   token, <eos> included, below ``logprob_threshold``, -1.0) is decoded again by sampling at the
   next of ``temperatures`` (0.2, 0.4, ... 1.0; best of ``best_of`` = 5 samples, asr.decode.sampling);
-  the last temperature's result stands if every one fails, as in openai-whisper;
+  if every one fails, the result of highest average log-prob among those not too repetitive
+  stands (faster-whisper's choice; ``fallback_pick="last"``: the last temperature's, as
+  openai-whisper, whose T = 1.0 samples of noisy audio are mostly wrong words);
 * no speech: the probability of <|nospeech|> after <|startoftranscript|> (the first step's
   logits, before any suppression); above ``no_speech_threshold`` (0.6) with an average log-prob
   below ``logprob_threshold`` the utterance is silence: no fallback, and an empty result.
@@ -77,6 +79,7 @@ def with_fallback(
     (N,) the utterances' no-speech probabilities (None where unknown)."""
     temperatures = options.temperatures
     results = [_marked(h, temperatures[0], p) for h, p in zip(first, no_speech)]
+    tried = [[hyps] for hyps in results]  # per utterance, its results at every temperature so far
     for temperature in temperatures[1:]:
         failed = [i for i, hyps in enumerate(results) if _fails(hyps[0], text, no_speech[i], options)]
         if not failed:
@@ -85,8 +88,20 @@ def with_fallback(
         again = search(memory.index_select(0, rows), lengths.index_select(0, rows), temperature)
         for i, hyps in zip(failed, again):
             results[i] = _marked(hyps, temperature, no_speech[i])
+            tried[i].append(results[i])
+    if options.fallback_pick == "best":
+        results = [_best(t, text, options) if _fails(r[0], text, p, options) else r
+                   for r, t, p in zip(results, tried, no_speech)]  # fmt: skip
     return [[_silenced(hyps[0], options)] if is_silence(hyps[0], no_speech[i], options) else hyps
             for i, hyps in enumerate(results)]  # fmt: skip
+
+
+def _best(tried: list[list[Hypothesis]], text: Callable[[list[int]], str] | None, options: DecodeOptions) -> list[Hypothesis]:
+    """Of one utterance's results that all failed, the one of highest average log-prob among
+    those within the compression-ratio threshold (all of them if none is)."""
+    ratio = options.compression_ratio_threshold
+    fluent = [h for h in tried if ratio is None or text is None or compression_ratio(text(h[0].tokens)) <= ratio]
+    return max(fluent or tried, key=lambda hyps: average_log_prob(hyps[0]))
 
 
 def _fails(hyp: Hypothesis, text: Callable[[list[int]], str] | None, no_speech: float | None, options: DecodeOptions) -> bool:

@@ -80,6 +80,9 @@ class DecodeOptions:
     no_speech_threshold: float | None = 0.6  # silence above this <|nospeech|> probability (and low log-prob)
     no_repeat_ngram: int = 0  # > 0: no n-gram of this many tokens twice in a hypothesis (any model)
     seed: int = 0  # of the sampling at temperatures > 0
+    # When every temperature fails: "best", the result of highest average log-prob among those under
+    # the compression-ratio threshold (faster-whisper); "last", the last temperature's (openai-whisper).
+    fallback_pick: Literal["best", "last"] = "best"
 
     def __post_init__(self) -> None:
         problems = []
@@ -154,6 +157,8 @@ def _safeguard_problems(options: DecodeOptions) -> list[str]:
         problems.append(f"logprob_threshold must be <= 0 (or None: off), got {logprob!r}")
     if no_speech is not None and not 0.0 <= no_speech <= 1.0:
         problems.append(f"no_speech_threshold must be in [0, 1] (or None: off), got {no_speech!r}")
+    if options.fallback_pick not in ("best", "last"):
+        problems.append(f"fallback_pick must be best or last, got {options.fallback_pick!r}")
     if not (isinstance(options.no_repeat_ngram, int) and 0 <= options.no_repeat_ngram <= MAX_NGRAM):
         problems.append(f"no_repeat_ngram must be an integer from 0 (off) to {MAX_NGRAM}, got {options.no_repeat_ngram!r}")
     return problems

@@ -65,13 +65,34 @@ def test_a_loop_is_decoded_again_by_sampling_when_its_compression_ratio_is_too_h
     assert [h.tokens for h in again] == [h.tokens for h in guarded]  # seeded: the same samples every run
 
 
-def test_an_unlikely_result_falls_back_through_every_temperature_and_the_last_stands(looping):
+def test_an_unlikely_result_falls_back_through_every_temperature_and_with_pick_last_the_last_stands(looping):
     model, tokenizer, waves, lengths = looping
     temperatures = (0.0, 0.5, 1.0)
     plain = _decode(model, tokenizer, waves, lengths, **{**OFF, "temperatures": temperatures})
     assert all(h.temperature == 0.0 and average_log_prob(h) < -1.0 for h in plain)
-    guarded = _decode(model, tokenizer, waves, lengths, **{**OFF, "temperatures": temperatures, "logprob_threshold": -1.0})
-    assert all(h.temperature == 1.0 and average_log_prob(h) < -1.0 for h in guarded)  # every one failed: as openai-whisper
+    last = _decode(model, tokenizer, waves, lengths, **{**OFF, "temperatures": temperatures, "logprob_threshold": -1.0},
+                   fallback_pick="last")  # fmt: skip
+    assert all(h.temperature == 1.0 and average_log_prob(h) < -1.0 for h in last)  # every one failed: as openai-whisper
+
+
+def test_when_every_temperature_fails_the_most_likely_result_stands(looping):
+    model, tokenizer, waves, lengths = looping
+    options = dict(OFF, temperatures=(0.0, 0.5, 1.0), logprob_threshold=-1.0)
+    task = DecodingTask.build(model, DecodeOptions(method="attention_greedy", **options), tokenizer)
+    memory, memory_lengths = task.encode(waves, lengths)
+    with torch.inference_mode():
+        each = [[hyps[0] for hyps in task._at(memory, memory_lengths, t)] for t in options["temperatures"]]
+    best = _decode(model, tokenizer, waves, lengths, **options)  # fallback_pick="best", the default
+    for utterance, hyp in enumerate(best):
+        candidates = [results[utterance] for results in each]
+        assert all(average_log_prob(c) < -1.0 for c in candidates)  # every temperature failed
+        winner = max(range(len(candidates)), key=lambda i: average_log_prob(candidates[i]))
+        assert hyp.tokens == candidates[winner].tokens and hyp.temperature == options["temperatures"][winner]
+    # the loop at T = 0 is likelier per token than any sample: without the compression-ratio
+    # check it wins; with it, a sample under the ratio does (faster-whisper's rule)
+    assert all(h.temperature == 0.0 for h in best)
+    fluent = _decode(model, tokenizer, waves, lengths, **{**options, "compression_ratio_threshold": 2.4})
+    assert all(h.temperature > 0.0 and compression_ratio(tokenizer.decode(h.tokens)) <= 2.4 for h in fluent)
 
 
 @pytest.fixture(scope="module")
