@@ -601,6 +601,27 @@ def _write_transcriptions(results: list, output_format: str, out: Optional[Path]
         sys.stdout.write(text)
 
 
+@app.command()
+@_user_errors
+def export(
+    exp: Annotated[Path, typer.Option(help="Experiment folder (a native model with a CTC head).")],
+    out: Annotated[Path, typer.Option(help="ONNX file to write; its input settings go beside it as <out>.json.")],
+    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+) -> None:
+    """Export the encoder and CTC head to ONNX (features in, CTC log-probs out), checked with onnxruntime."""
+    from asr.experiment import load_for_inference
+    from asr.export import check_parity, export_onnx
+
+    model, _, _ = load_for_inference(exp, checkpoint, "cpu")
+    path = export_onnx(model, out)
+    parity = check_parity(model, path)
+    stdout.print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB); onnxruntime vs torch on unseen lengths: "
+                 f"max |diff| {parity.max_abs_diff:.2e}, lengths equal {parity.lengths_equal}, "
+                 f"CTC best paths equal {parity.greedy_equal}")  # fmt: skip
+    if not parity.ok:
+        raise ValueError(f"{path}: onnxruntime's results differ from torch's beyond rounding (see above)")
+
+
 # --------------------------------------------------------------------------- score
 
 
