@@ -18,7 +18,9 @@ The asr systems run `asr decode` (a process each, with --method/--beam if given,
 defaults) and the table reads its wer.json and timing.json; faster-whisper runs in a process of
 its own too (CTranslate2 and torch must not share one, see bench/whisper_speed.py). Every system
 is scored the same way: asr.metrics with the digits normaliser (one word per digit). RTF is
-decode wall time over audio seconds, audio loading included, model loading not. A system whose
+decode wall time over audio seconds, audio loading included, model loading not. Each cell also
+gives its longest hypothesis in tokens (a loop runs to the decoder's length limit, 224 tokens
+for Whisper). A system whose
 model is missing is skipped with a line saying so. Outputs go under <work>/robustness/; with
 --reuse a (system, condition) already measured there is read back instead of decoded again (to
 fill a table piece by piece on a busy machine). The table is printed, then one JSON line.
@@ -106,19 +108,20 @@ def faster_whisper_worker(manifest: Path, out: Path, threads: int) -> None:
     torch.set_num_threads(1)  # only audio loading uses torch here
     model = WhisperModel(str(bundled_tiny_en()), device="cpu", compute_type="float32", cpu_threads=threads)
     utterances = read_manifest(manifest)
-    texts, samples = {}, 0
+    texts, samples, longest = {}, 0, 0
     start = time.perf_counter()
     for utt in utterances:
         wave = load_audio(utt.audio, 16000)[0]
         samples += wave.numel()
-        segments, _ = model.transcribe(wave.numpy(), language="en")
+        segments = list(model.transcribe(wave.numpy(), language="en")[0])
         texts[utt.id] = " ".join(s.text.strip() for s in segments)
+        longest = max(longest, sum(len(s.tokens) for s in segments))
     seconds = time.perf_counter() - start
     report = score(Transcripts.from_utterances(utterances), Transcripts(texts), normalizer="digits")
     out.mkdir(parents=True, exist_ok=True)
     (out / "hyp.txt").write_text("".join(f"{utt.id}\t{texts[utt.id]}\n" for utt in utterances))
     result = {"wer": report.wer, "rtf": seconds / (samples / 16000), "audio_s": samples / 16000,
-              "search": "transcribe defaults (beam 5, fallback)"}  # fmt: skip
+              "search": "transcribe defaults (beam 5, fallback)", "max_tokens": longest}  # fmt: skip
     (out / "result.json").write_text(json.dumps(result))
 
 
@@ -145,8 +148,10 @@ def measure(args, system: str, condition: str) -> dict | None:
     else:
         timing = json.loads((out / "timing.json").read_text())
         row = {"wer": json.loads(result_file.read_text())["wer"], "rtf": timing["rtf"], "audio_s": timing["audio_seconds"],
-               "search": f"{timing['method']} (beam {timing['options']['beam']})"}  # fmt: skip
-    print(f"{NAMES[system]:30s} {condition:9s} WER {100 * row['wer']:6.2f}%  RTF {row['rtf']:.3f}", file=sys.stderr, flush=True)
+               "search": f"{timing['method']} (beam {timing['options']['beam']})",
+               "max_tokens": max((len(json.loads(line)["tokens"]) for line in open(out / "scores.jsonl")), default=0)}  # fmt: skip
+    print(f"{NAMES[system]:30s} {condition:9s} WER {100 * row['wer']:6.2f}%  RTF {row['rtf']:.3f}  longest {row.get('max_tokens')} tokens",
+          file=sys.stderr, flush=True)  # fmt: skip
     return {"system": NAMES[system], "condition": condition, **row}
 
 
@@ -164,13 +169,14 @@ def available(system: str, args) -> bool:
 def print_table(rows: list[dict], args, conditions: list[str]) -> None:
     machine = describe(torch.device("cpu"))
     print(f"CPU: {machine['cpu']}; torch CPU capability: {machine['cpu_capability']}; {args.threads} threads; "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; WER (RTF) per condition")  # fmt: skip
+          f"{time.strftime('%Y-%m-%d %H:%M')}; WER (RTF, longest hypothesis in tokens) per condition")  # fmt: skip
     print("| system | search | " + " | ".join(conditions) + " |")
     print("|---|---|" + "---|" * len(conditions))
     for system in dict.fromkeys(r["system"] for r in rows):
         cells = {r["condition"]: r for r in rows if r["system"] == system}
         search = next(iter(cells.values()))["search"]
-        shown = [f"{100 * cells[c]['wer']:.1f}% ({cells[c]['rtf']:.3f})" if c in cells else "-" for c in conditions]
+        shown = [f"{100 * cells[c]['wer']:.1f}% ({cells[c]['rtf']:.3f}, {cells[c].get('max_tokens', '?')})" if c in cells else "-"
+                 for c in conditions]  # fmt: skip
         print(f"| {system} | {search} | " + " | ".join(shown) + " |")
 
 
