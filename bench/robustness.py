@@ -20,7 +20,7 @@ its own too (CTranslate2 and torch must not share one, see bench/whisper_speed.p
 is scored the same way: asr.metrics with the digits normaliser (one word per digit). RTF is
 decode wall time over audio seconds, audio loading included, model loading not. Each cell also
 gives its longest hypothesis in tokens (a loop runs to the length limit: for Whisper, its 448
-for Whisper). A system whose
+decoder positions less the prompt). A system whose
 model is missing is skipped with a line saying so. Outputs go under <work>/robustness/; with
 --reuse a (system, condition) already measured there is read back instead of decoded again (to
 fill a table piece by piece on a busy machine). The table is printed, then one JSON line.
