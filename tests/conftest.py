@@ -1,9 +1,16 @@
+import os
+
 import pytest
 import torch
 
 # The tests' models are tiny: a second thread only adds synchronisation, which costs
-# milliseconds per op on a busy 2-core machine. Subprocesses (training runs) keep the default.
+# milliseconds per op on a busy 2-core machine. Subprocesses (training runs) keep the default,
+# except under pytest-xdist (the suite's default, `-n 2` in pyproject.toml): there each of the
+# two workers has one core, and a 2-thread subprocess beside the other worker would fight it
+# for the cores (training under such oversubscription ran 4-15x slower).
 torch.set_num_threads(1)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -53,3 +60,11 @@ def tiny_en_exp(tiny_en_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("whisper") / "tiny.en"
     import_whisper(tiny_en_dir, out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files with slow (model-training) tests first, in their collected order: under
+    pytest-xdist the longest files then run beside the many short ones instead of after them,
+    when one worker would be left alone with the end-to-end training."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within each group stays

@@ -84,6 +84,7 @@ def test_the_app_has_the_documented_commands():
         ("prepare", "librispeech"), ("prepare", "synthetic"), ("prepare", "kaldi"), ("prepare", "jsonl"),
         ("prepare", "shards"), ("tokenizer", "train"), ("train",), ("average",), ("decode",), ("transcribe",), ("wer",),
         ("plot", "attention"), ("plot", "training"), ("import", "whisper"), ("lm", "train"), ("lm", "download"),
+        ("export",),
     }  # fmt: skip
 
 
@@ -236,7 +237,12 @@ def _lm_download_args(tmp: Path) -> list[str]:
             "--sha256", "ab" * 32]  # fmt: skip
 
 
+def _export_args(tmp: Path) -> list[str]:
+    return ["export", "--exp", tmp / "exp", "--out", tmp / "model.onnx", "--checkpoint", "step-9.pt"]
+
+
 REACH_ARGS = {
+    ("export",): _export_args,
     ("lm", "train"): _lm_train_args,
     ("lm", "download"): _lm_download_args,
     ("plot", "attention"): _plot_attention_args,
@@ -267,6 +273,30 @@ def test_every_command_has_a_reach_case_using_every_option(tmp_path):
             if param.param_type_name == "option" and "--help" not in param.opts:
                 used = [*param.opts, *param.secondary_opts]
                 assert any(name in args for name in used), f"{' '.join(path)}: no case sets {used[0]}"
+
+
+def test_export_options_reach_the_export_and_a_parity_failure_is_exit_2(tmp_path, monkeypatch):
+    import asr.experiment
+    import asr.export
+    from asr.export import Parity
+
+    model = SimpleNamespace()
+    load = Recorder((model, None, None))
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"x" * 2_000_000)
+    export = Recorder(onnx)
+    monkeypatch.setattr(asr.experiment, "load_for_inference", load)
+    monkeypatch.setattr(asr.export, "export_onnx", export)
+    monkeypatch.setattr(asr.export, "check_parity", Recorder(Parity(3e-6, True, True)))
+    result = _invoke(_export_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert load.only_call[0] == (tmp_path / "exp", "step-9.pt", "cpu")
+    assert export.only_call[0] == (model, tmp_path / "model.onnx")
+    text = " ".join(result.stdout.split())  # unwrapped
+    assert "2.0 MB" in text and "max |diff| 3.00e-06" in text
+    monkeypatch.setattr(asr.export, "check_parity", Recorder(Parity(3e-6, True, False)))
+    result = _invoke(_export_args(tmp_path))
+    assert result.exit_code == 2 and "differ from torch" in result.output
 
 
 def test_prepare_shards_options_reach_write_shards(tmp_path, monkeypatch):
@@ -305,7 +335,8 @@ def test_decode_options_reach_decode_manifest(tmp_path, monkeypatch):
     )  # fmt: skip
     assert kwargs["checkpoint"] == "step-7.pt"
     assert kwargs["device"] == torch.device("cuda", 1)
-    assert f"{tmp_path / 'out'}/hyp.txt" in result.stdout and "RTF 0.500" in result.stdout
+    unwrapped = "".join(result.stdout.split())  # rich wraps a long path at the console's width
+    assert f"{tmp_path / 'out'}/hyp.txt" in unwrapped and "RTF 0.500" in result.stdout
 
 
 @pytest.mark.parametrize(
