@@ -434,6 +434,7 @@ CompressionRatio = Annotated[Optional[float], typer.Option(help="Whisper models:
 LogprobThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: decode again at the next temperature when the average log-prob per token is below this; off: --set decode.logprob_threshold=null.")]
 NoSpeechThreshold = Annotated[Optional[float], typer.Option(help="Whisper models: an utterance is silence (empty result) when its <|nospeech|> probability is above this and its average log-prob below --logprob-threshold; off: --set decode.no_speech_threshold=null.")]
 NoRepeatNgram = Annotated[int, typer.Option(help="Never repeat an n-gram of this many tokens in a hypothesis, a guard against loops (0: off; longer than any true repeat).")]
+Checkpoint = Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")]
 DecodeSet = Annotated[Optional[list[str]], typer.Option("--set", help="Override a decoding option: --set decode.beam=5 (repeatable; any field of DecodeOptions, also those without a flag, e.g. decode.length_alpha, decode.pre_beam_ratio).")]
 
 
@@ -496,7 +497,7 @@ def transcribe(
     audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, any sample rate).", metavar="AUDIO")],
     output_format: Annotated[str, typer.Option("--format", help="plain (path<TAB>text), json (one object per file, with words and n-best), tsv (one line per segment), srt or vtt (subtitles).")] = "plain",
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of standard output (srt/vtt of several files: a folder, one <name>.srt per file).")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    checkpoint: Checkpoint = None,
     segment_seconds: Annotated[Optional[float], typer.Option(help="Longest segment decoded at once (default: the longest training utterance; longer is warned about).", show_default=False)] = None,
     vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Cut at the pauses found by voice-activity detection (else fixed windows cut at their quietest point).")] = True,
     nbest: Annotated[int, typer.Option(help="Hypotheses kept per segment (json output lists them with their scores).")] = DECODE.nbest,
@@ -606,7 +607,7 @@ def _write_transcriptions(results: list, output_format: str, out: Optional[Path]
 def export(
     exp: Annotated[Path, typer.Option(help="Experiment folder (a native model with a CTC head).")],
     out: Annotated[Path, typer.Option(help="ONNX file to write; its input settings go beside it as <out>.json.")],
-    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Export the encoder and CTC head to ONNX (features in, CTC log-probs out), checked with onnxruntime."""
     from asr.experiment import load_for_inference
@@ -658,7 +659,7 @@ def plot_attention(
     exp: Annotated[Path, typer.Argument(help="Experiment folder.", metavar="EXP")],
     audio: Annotated[Path, typer.Argument(help="One recording (decoded whole: keep it short).", metavar="AUDIO")],
     out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: <exp>/plots/attention-<audio name>.png); the data goes beside it as .json.", show_default=False)] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Checkpoint file or name in <exp>/checkpoints.")] = None,
+    checkpoint: Checkpoint = None,
     method: Method = "joint_beam",
     beam: Beam = 10,
     ctc_weight: CtcWeight = 0.3,

@@ -149,7 +149,7 @@ def measure(args, system: str, condition: str) -> dict | None:
         timing = json.loads((out / "timing.json").read_text())
         row = {"wer": json.loads(result_file.read_text())["wer"], "rtf": timing["rtf"], "audio_s": timing["audio_seconds"],
                "search": f"{timing['method']} (beam {timing['options']['beam']})",
-               "max_tokens": max((len(json.loads(line)["tokens"]) for line in open(out / "scores.jsonl")), default=0)}  # fmt: skip
+               "max_tokens": max((len(json.loads(line)["tokens"]) for line in (out / "scores.jsonl").read_text().splitlines()), default=0)}  # fmt: skip
     print(f"{NAMES[system]:30s} {condition:9s} WER {100 * row['wer']:6.2f}%  RTF {row['rtf']:.3f}  longest {row.get('max_tokens')} tokens",
           file=sys.stderr, flush=True)  # fmt: skip
     return {"system": NAMES[system], "condition": condition, **row}
